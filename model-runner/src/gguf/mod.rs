@@ -1,0 +1,1 @@
+//! GGUF v3 container reader (to be written).

@@ -1,0 +1,1 @@
+//! Scalar FP32 reference twin.
