@@ -1,0 +1,159 @@
+//! How a call runs: which ISA, how many threads. Row-parallel over a persistent rayon pool;
+//! every output row is computed by one thread with the same code whatever the split, so
+//! results are bit-identical for any thread count.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::error::{KernelError, Result};
+use crate::isa::Isa;
+use crate::simd::{self, KernelTable};
+
+/// Rows handed to one task at a time (a multiple of the 4-row kernel tile).
+const ROW_CHUNK: usize = 32;
+/// Below this many weights per call, threads cost more than they save.
+const PARALLEL_MIN_WEIGHTS: usize = 1 << 16;
+
+/// Execution settings of one compute call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exec {
+    isa: Isa,
+    threads: usize,
+}
+
+impl Exec {
+    /// `isa` (must be available on this CPU) on `threads` threads (≥ 1).
+    pub fn new(isa: Isa, threads: usize) -> Result<Exec> {
+        isa.require()?;
+        if threads == 0 {
+            return Err(KernelError::Threads(
+                "thread count must be at least 1".into(),
+            ));
+        }
+        Ok(Exec { isa, threads })
+    }
+
+    /// The best ISA, single-threaded.
+    pub fn best() -> Exec {
+        Exec {
+            isa: Isa::best(),
+            threads: 1,
+        }
+    }
+
+    /// The best ISA on all available cores.
+    pub fn auto() -> Exec {
+        Exec {
+            isa: Isa::best(),
+            threads: default_threads(),
+        }
+    }
+
+    /// Like [`Exec::auto`], but `BITNET_ISA` and `BITNET_THREADS` (read here, once) override
+    /// the choice; meant for benches and experiments.
+    pub fn from_env() -> Result<Exec> {
+        let isa = match std::env::var("BITNET_ISA") {
+            Ok(name) => Isa::parse(&name)?,
+            Err(_) => Isa::best(),
+        };
+        let threads = match std::env::var("BITNET_THREADS") {
+            Ok(t) => t
+                .parse()
+                .map_err(|_| KernelError::Threads(format!("BITNET_THREADS={t} is not a number")))?,
+            Err(_) => default_threads(),
+        };
+        Exec::new(isa, threads)
+    }
+
+    /// The instruction set.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The thread count.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Same settings with another thread count.
+    pub fn with_threads(self, threads: usize) -> Result<Exec> {
+        Exec::new(self.isa, threads)
+    }
+
+    pub(crate) fn kernels(&self) -> Result<&'static KernelTable> {
+        simd::table(self.isa)
+    }
+
+    /// Runs `f(first_row, out)` over chunks of rows, where `out` is the chunk's slice of the
+    /// row-major `[rows, tokens]` result; then lays the result out as `y = [tokens, rows]`.
+    pub(crate) fn for_row_chunks<F>(
+        &self,
+        rows: usize,
+        tokens: usize,
+        work: usize,
+        y: &mut [f32],
+        f: F,
+    ) where
+        F: Fn(usize, &mut [f32]) + Sync,
+    {
+        if tokens == 1 {
+            self.run_chunks(rows, 1, work, y, &f);
+            return;
+        }
+        let mut yt = vec![0f32; rows * tokens];
+        self.run_chunks(rows, tokens, work, &mut yt, &f);
+        for (r, row) in yt.chunks_exact(tokens).enumerate() {
+            for (t, &v) in row.iter().enumerate() {
+                y[t * rows + r] = v;
+            }
+        }
+    }
+
+    fn run_chunks<F>(&self, rows: usize, tokens: usize, work: usize, out: &mut [f32], f: &F)
+    where
+        F: Fn(usize, &mut [f32]) + Sync,
+    {
+        let pool = if self.threads == 1 || work < PARALLEL_MIN_WEIGHTS || rows <= ROW_CHUNK {
+            None
+        } else {
+            pool(self.threads)
+        };
+        let Some(pool) = pool else {
+            for (i, chunk) in out.chunks_mut(ROW_CHUNK * tokens).enumerate() {
+                f(i * ROW_CHUNK, chunk);
+            }
+            return;
+        };
+        use rayon::prelude::*;
+        pool.install(|| {
+            out.par_chunks_mut(ROW_CHUNK * tokens)
+                .enumerate()
+                .for_each(|(i, chunk)| f(i * ROW_CHUNK, chunk));
+        });
+    }
+}
+
+/// Cores available to this process.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The persistent pool for a thread count (built once, kept for the process). Rayon's idle
+/// workers park after a short spin, so an idle pool costs no CPU on a shared machine.
+/// `None` if the threads could not be spawned (the caller then runs serially).
+fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
+    static POOLS: OnceLock<Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
+    let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(t, _)| *t == threads) {
+        return Some(p.clone());
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("bitnet-{i}"))
+            .build()
+            .ok()?,
+    );
+    pools.push((threads, p.clone()));
+    Some(p)
+}

@@ -1,0 +1,291 @@
+//! bitnet.cpp I2_S (GGUF type 36).
+//!
+//! The whole tensor (`n = rows * cols` elements, flat row-major) is cut into 128-element
+//! blocks of 32 bytes. Byte `g` of a block holds elements `g, g+32, g+64, g+96` in bits
+//! 7:6, 5:4, 3:2, 1:0. One f32 scale follows the codes at byte `n / 4`, then 28 bytes of
+//! padding: `n / 4 + 32` bytes in all. `cols % 128 == 0`, so every row is whole blocks.
+
+use super::qk256::I2SQk256NoScale;
+use super::{Format, TernaryMatrix, check_gemm, check_row};
+use crate::act::{Activations, ActsI8};
+use crate::error::{KernelError, Result, check_len};
+use crate::exec::Exec;
+
+/// Elements per I2_S block.
+pub const BLOCK: usize = 128;
+/// Bytes per I2_S block.
+pub const BLOCK_BYTES: usize = 32;
+/// Bytes after the codes: the f32 scale and 28 bytes of padding.
+pub const SCALE_TAIL: usize = 32;
+
+/// Bit shift of group `g` (0..4) inside a block byte: group 0 sits in bits 7:6.
+#[inline(always)]
+pub(crate) fn group_shift(g: usize) -> u32 {
+    6 - 2 * g as u32
+}
+
+/// Code of element `j` (0..128) of one 32-byte block.
+#[inline(always)]
+pub(crate) fn code_at(block: &[u8], j: usize) -> u8 {
+    (block[j % 32] >> group_shift(j / 32)) & 3
+}
+
+/// Unpacks whole 128-element blocks: `out.len() == blocks.len() * 4`.
+pub(crate) fn unpack_blocks(blocks: &[u8], out: &mut [u8]) {
+    for (blk, o) in blocks
+        .chunks_exact(BLOCK_BYTES)
+        .zip(out.chunks_exact_mut(BLOCK))
+    {
+        for (j, c) in o.iter_mut().enumerate() {
+            *c = code_at(blk, j);
+        }
+    }
+}
+
+/// Packs codes (0..=3) into whole blocks: `codes.len() == out.len() * 4`, a multiple of 128.
+pub(crate) fn pack_blocks(codes: &[u8], out: &mut [u8]) {
+    for (cb, blk) in codes
+        .chunks_exact(BLOCK)
+        .zip(out.chunks_exact_mut(BLOCK_BYTES))
+    {
+        blk.fill(0);
+        for (j, &c) in cb.iter().enumerate() {
+            blk[j % 32] |= (c & 3) << group_shift(j / 32);
+        }
+    }
+}
+
+/// An I2_S tensor over owned (`Vec<u8>`) or borrowed (`&[u8]`, e.g. a memory map) bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct I2s<B = Vec<u8>> {
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    bytes: B,
+}
+
+impl<B: AsRef<[u8]>> I2s<B> {
+    /// Validates `bytes` as a `rows x cols` I2_S tensor: exactly `rows*cols/4 + 32` bytes,
+    /// `cols % 128 == 0`, a finite scale.
+    pub fn new(rows: usize, cols: usize, bytes: B) -> Result<Self> {
+        let layout = Format::I2s.check_bytes(rows, cols, bytes.as_ref().len())?;
+        let at = layout.total - SCALE_TAIL;
+        let b = bytes.as_ref();
+        let scale = f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        if !scale.is_finite() {
+            return Err(KernelError::NonFiniteScale {
+                format: Format::I2s,
+                scale,
+            });
+        }
+        Ok(I2s {
+            rows,
+            cols,
+            scale,
+            bytes,
+        })
+    }
+
+    /// The whole tensor bytes (codes, scale, padding).
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+
+    /// The packed codes: the first `rows * cols / 4` bytes.
+    pub fn codes(&self) -> &[u8] {
+        &self.bytes.as_ref()[..self.rows * self.cols / 4]
+    }
+
+    /// The per-tensor scale stored after the codes.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    /// A borrowed view of the same tensor.
+    pub fn view(&self) -> I2s<&[u8]> {
+        I2s {
+            rows: self.rows,
+            cols: self.cols,
+            scale: self.scale,
+            bytes: self.bytes.as_ref(),
+        }
+    }
+
+    /// The same codes as a QK256 matrix (zero copies), carrying this tensor's scale.
+    /// Needs `cols % 256 == 0`, where each 256-element QK256 block is two I2_S blocks.
+    pub fn as_qk256(&self) -> Result<I2SQk256NoScale<&[u8]>> {
+        if self.cols % 256 != 0 {
+            return Err(KernelError::ColsNotMultiple {
+                format: Format::Qk256,
+                cols: self.cols,
+                multiple: 256,
+            });
+        }
+        Ok(I2SQk256NoScale::new(self.rows, self.cols, self.codes())?.with_scale(self.scale))
+    }
+}
+
+impl I2s<Vec<u8>> {
+    /// bitnet.cpp's quantizer: `scale = max|w|`, `c = |w| < 1e-6 ? 1 : (w > 0 ? 2 : 0)`.
+    /// Meant for ternary-valued inputs (`t * scale`); see [`crate::quant::absmean_ternary`]
+    /// for full-precision weights.
+    pub fn quantize(weights: &[f32], rows: usize, cols: usize) -> Result<Self> {
+        let layout = Format::I2s.layout(rows, cols)?;
+        check_len("weights [rows, cols]", weights.len(), rows * cols)?;
+        let scale = weights.iter().fold(0f32, |m, w| m.max(w.abs()));
+        let codes: Vec<u8> = weights
+            .iter()
+            .map(|&w| {
+                if w.abs() < 1e-6 {
+                    1
+                } else if w > 0.0 {
+                    2
+                } else {
+                    0
+                }
+            })
+            .collect();
+        Self::pack(&codes, rows, cols, scale, layout.total)
+    }
+
+    /// Packs `codes` (`rows * cols`, each 0..=3) with `scale`.
+    pub fn from_codes(codes: &[u8], rows: usize, cols: usize, scale: f32) -> Result<Self> {
+        let layout = Format::I2s.layout(rows, cols)?;
+        check_len("codes [rows, cols]", codes.len(), rows * cols)?;
+        Self::pack(codes, rows, cols, scale, layout.total)
+    }
+
+    fn pack(codes: &[u8], rows: usize, cols: usize, scale: f32, total: usize) -> Result<Self> {
+        let mut bytes = vec![0u8; total];
+        let n4 = total - SCALE_TAIL;
+        pack_blocks(codes, &mut bytes[..n4]);
+        bytes[n4..n4 + 4].copy_from_slice(&scale.to_le_bytes());
+        Self::new(rows, cols, bytes)
+    }
+}
+
+impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for I2s<B> {
+    fn format(&self) -> Format {
+        Format::I2s
+    }
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    fn row_stride_bytes(&self) -> usize {
+        self.cols / 4
+    }
+
+    fn unpack_codes_row(&self, row: usize, out: &mut [u8]) -> Result<()> {
+        check_row(self.rows, row)?;
+        check_len("row output", out.len(), self.cols)?;
+        let s = self.cols / 4;
+        unpack_blocks(&self.codes()[row * s..(row + 1) * s], out);
+        Ok(())
+    }
+
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        check_row(self.rows, row)?;
+        check_len("row output", out.len(), self.cols)?;
+        let s = self.cols / 4;
+        i2_dequantize(&self.codes()[row * s..(row + 1) * s], self.scale, out);
+        Ok(())
+    }
+
+    fn gemm_f32(&self, x: &[f32], tokens: usize, y: &mut [f32], exec: &Exec) -> Result<()> {
+        super::gemm_f32_generic(self, x, tokens, y, exec)
+    }
+
+    fn quantize_activations(&self, x: &[f32], tokens: usize, exec: &Exec) -> Result<Activations> {
+        Ok(Activations::I8(crate::act::quantize_i8(
+            x, self.cols, tokens, exec,
+        )?))
+    }
+
+    fn gemm_quantized(&self, acts: &Activations, y: &mut [f32], exec: &Exec) -> Result<()> {
+        let stride = self.cols / 4;
+        gemm_i2(
+            Format::I2s,
+            self.codes(),
+            self.rows,
+            self.cols,
+            stride,
+            self.scale,
+            acts,
+            y,
+            exec,
+        )
+    }
+}
+
+/// `(c - 1) * scale` for the first `out.len()` elements of consecutive I2 blocks.
+pub(crate) fn i2_dequantize(blocks: &[u8], scale: f32, out: &mut [f32]) {
+    for (blk, o) in blocks.chunks(BLOCK_BYTES).zip(out.chunks_mut(BLOCK)) {
+        for (j, v) in o.iter_mut().enumerate() {
+            *v = (code_at(blk, j) as i32 - 1) as f32 * scale;
+        }
+    }
+}
+
+/// bitnet.cpp's float epilogue of the int8 product, shared by every ISA:
+/// `((f32)Σc·q − (f32)Σq) / s_act × s_w`.
+#[inline(always)]
+pub(crate) fn finish_i2(sumi: i32, act_sum: i32, act_scale: f32, w_scale: f32) -> f32 {
+    ((sumi as f32) - (act_sum as f32)) / act_scale * w_scale
+}
+
+/// Int8-activation product over rows of 128-element I2 blocks (I2_S and QK256 share it).
+/// `stride` is the row stride in bytes; every row holds `stride / 32` blocks.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_i2(
+    format: Format,
+    codes: &[u8],
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    w_scale: f32,
+    acts: &Activations,
+    y: &mut [f32],
+    exec: &Exec,
+) -> Result<()> {
+    let a: &ActsI8 = match acts {
+        Activations::I8(a) if a.cols == cols => a,
+        other => {
+            return Err(KernelError::WrongActivations {
+                format,
+                got: other.describe(),
+                expected: format!("int8 per-token, cols={cols}"),
+            });
+        }
+    };
+    let tokens = a.tokens;
+    check_gemm(rows, cols, tokens * cols, tokens, y.len())?;
+    let k = exec.kernels()?;
+    let nblk = stride / BLOCK_BYTES;
+    debug_assert!(nblk * BLOCK <= a.stride);
+    exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
+        let nr = out.len() / tokens;
+        let mut r = 0;
+        while r < nr {
+            let m = (nr - r).min(4);
+            let w = &codes[(r0 + r) * stride..];
+            for t in 0..tokens {
+                let mut s = [0i32; 4];
+                (k.i2_dot)(
+                    w,
+                    stride,
+                    nblk,
+                    &a.q[t * a.stride..(t + 1) * a.stride],
+                    &mut s[..m],
+                );
+                for (i, &si) in s[..m].iter().enumerate() {
+                    out[(r + i) * tokens + t] = finish_i2(si, a.sum[t], a.scale[t], w_scale);
+                }
+            }
+            r += m;
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! llama.cpp TQ2_0 (GGUF type 35): 256-element blocks of 66 bytes, `qs[64]` then f16 `d`.
+//!
+//! Element `ch*128 + l*32 + k` (`ch < 2`, `l < 4`, `k < 32`) is byte `ch*32 + k` at bit
+//! shift `2*l` (group 0 in the low bits, the reverse of I2_S). Value `(c - 1) * d`.
+//!
+//! ```text
+//! block: | qs[0..32]: elements 0..128 | qs[32..64]: elements 128..256 | d: f16 |
+//! ```
+
+use half::f16;
+
+use super::{Format, TernaryMatrix, check_row};
+use crate::act::{Activations, ActsQ8K, BlockQ8K};
+use crate::error::{KernelError, Result, check_len};
+use crate::exec::Exec;
+
+/// Bytes per 256-element block.
+pub const BLOCK_BYTES: usize = 66;
+
+/// Code of element `j` (0..256) of one block.
+#[inline(always)]
+pub(crate) fn code_at(blk: &[u8], j: usize) -> u8 {
+    let (ch, l, k) = (j / 128, (j % 128) / 32, j % 32);
+    (blk[ch * 32 + k] >> (2 * l)) & 3
+}
+
+/// The f16 scale of a block whose bytes start at `blk`, at byte offset `at`.
+#[inline(always)]
+pub(crate) fn block_scale(blk: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([blk[at], blk[at + 1]]).to_f32()
+}
+
+/// The reference quantizer's per-block rule: `d = max|x|`, codes `round(x / d) + 1`
+/// computed as `round_half_away(x * (1/d)) + 1`; `d = 0` gives all codes 1.
+pub(crate) fn ternarize_block(x: &[f32], codes: &mut [u8]) -> f32 {
+    let d = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    for (c, &v) in codes.iter_mut().zip(x) {
+        *c = ((v * id).round() as i32 + 1).clamp(0, 2) as u8;
+    }
+    d
+}
+
+/// A TQ2_0 matrix over owned or borrowed bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tq2_0<B = Vec<u8>> {
+    rows: usize,
+    cols: usize,
+    bytes: B,
+}
+
+impl<B: AsRef<[u8]>> Tq2_0<B> {
+    /// Validates `bytes`: `cols % 256 == 0`, exactly `rows * cols/256 * 66` bytes.
+    pub fn new(rows: usize, cols: usize, bytes: B) -> Result<Self> {
+        Format::Tq2_0.check_bytes(rows, cols, bytes.as_ref().len())?;
+        Ok(Tq2_0 { rows, cols, bytes })
+    }
+    /// The packed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+    /// A borrowed view.
+    pub fn view(&self) -> Tq2_0<&[u8]> {
+        Tq2_0 {
+            rows: self.rows,
+            cols: self.cols,
+            bytes: self.bytes.as_ref(),
+        }
+    }
+    fn row(&self, row: usize) -> &[u8] {
+        let s = self.cols / 256 * BLOCK_BYTES;
+        &self.bytes.as_ref()[row * s..(row + 1) * s]
+    }
+}
+
+impl Tq2_0<Vec<u8>> {
+    /// llama.cpp's reference quantizer (per block `d = max|x|`, stored as f16).
+    pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Result<Self> {
+        let layout = Format::Tq2_0.layout(rows, cols)?;
+        check_len("weights [rows, cols]", x.len(), rows * cols)?;
+        let mut bytes = vec![0u8; layout.total];
+        let mut codes = [0u8; 256];
+        for (xb, blk) in x.chunks_exact(256).zip(bytes.chunks_exact_mut(BLOCK_BYTES)) {
+            let d = ternarize_block(xb, &mut codes);
+            pack_block(&codes, f16::from_f32(d), blk);
+        }
+        Self::new(rows, cols, bytes)
+    }
+
+    /// Packs `codes` (`rows * cols`, 0..=3) with one scale per block (`rows * cols / 256`).
+    pub fn from_codes(codes: &[u8], scales: &[f32], rows: usize, cols: usize) -> Result<Self> {
+        let layout = Format::Tq2_0.layout(rows, cols)?;
+        check_len("codes [rows, cols]", codes.len(), rows * cols)?;
+        check_len(
+            "scales [rows * cols / 256]",
+            scales.len(),
+            rows * cols / 256,
+        )?;
+        let mut bytes = vec![0u8; layout.total];
+        for ((cb, &d), blk) in codes
+            .chunks_exact(256)
+            .zip(scales)
+            .zip(bytes.chunks_exact_mut(BLOCK_BYTES))
+        {
+            pack_block(cb, f16::from_f32(d), blk);
+        }
+        Self::new(rows, cols, bytes)
+    }
+}
+
+fn pack_block(codes: &[u8], d: f16, blk: &mut [u8]) {
+    blk[..64].fill(0);
+    for (j, &c) in codes.iter().enumerate() {
+        let (ch, l, k) = (j / 128, (j % 128) / 32, j % 32);
+        blk[ch * 32 + k] |= (c & 3) << (2 * l);
+    }
+    blk[64..66].copy_from_slice(&d.to_le_bytes());
+}
+
+impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq2_0<B> {
+    fn format(&self) -> Format {
+        Format::Tq2_0
+    }
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    fn row_stride_bytes(&self) -> usize {
+        self.cols / 256 * BLOCK_BYTES
+    }
+
+    fn unpack_codes_row(&self, row: usize, out: &mut [u8]) -> Result<()> {
+        check_row(self.rows, row)?;
+        check_len("row output", out.len(), self.cols)?;
+        for (blk, o) in self
+            .row(row)
+            .chunks_exact(BLOCK_BYTES)
+            .zip(out.chunks_exact_mut(256))
+        {
+            for (j, c) in o.iter_mut().enumerate() {
+                *c = code_at(blk, j);
+            }
+        }
+        Ok(())
+    }
+
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        check_row(self.rows, row)?;
+        check_len("row output", out.len(), self.cols)?;
+        for (blk, o) in self
+            .row(row)
+            .chunks_exact(BLOCK_BYTES)
+            .zip(out.chunks_exact_mut(256))
+        {
+            let d = block_scale(blk, 64);
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = (code_at(blk, j) as i32 - 1) as f32 * d;
+            }
+        }
+        Ok(())
+    }
+
+    fn gemm_f32(&self, x: &[f32], tokens: usize, y: &mut [f32], exec: &Exec) -> Result<()> {
+        super::gemm_f32_generic(self, x, tokens, y, exec)
+    }
+
+    fn quantize_activations(&self, x: &[f32], tokens: usize, _exec: &Exec) -> Result<Activations> {
+        Ok(Activations::Q8K(crate::act::quantize_q8k(
+            x, self.cols, tokens,
+        )?))
+    }
+
+    fn gemm_quantized(&self, acts: &Activations, y: &mut [f32], exec: &Exec) -> Result<()> {
+        let k = exec.kernels()?;
+        gemm_tq(
+            Format::Tq2_0,
+            self.bytes.as_ref(),
+            self.rows,
+            self.cols,
+            BLOCK_BYTES,
+            64,
+            k.tq2_dot,
+            acts,
+            y,
+            exec,
+        )
+    }
+}
+
+/// Q8_K-activation product over rows of TQ blocks (TQ1_0 and TQ2_0 share it), in llama.cpp's
+/// float order: `sumf = 0; for each block: sumf += (f32)sumi * (d_x * d_w)` with
+/// `sumi = Σ (c-1)·q = Σ c·q − Σ bsums` exact in i32.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_tq(
+    format: Format,
+    bytes: &[u8],
+    rows: usize,
+    cols: usize,
+    block_bytes: usize,
+    scale_at: usize,
+    dot: fn(&[u8], &[BlockQ8K], &mut [i32]),
+    acts: &Activations,
+    y: &mut [f32],
+    exec: &Exec,
+) -> Result<()> {
+    let a: &ActsQ8K = match acts {
+        Activations::Q8K(a) if a.cols == cols => a,
+        other => {
+            return Err(KernelError::WrongActivations {
+                format,
+                got: other.describe(),
+                expected: format!("Q8_K, cols={cols}"),
+            });
+        }
+    };
+    let tokens = a.tokens;
+    super::check_gemm(rows, cols, tokens * cols, tokens, y.len())?;
+    let nb = cols / 256;
+    let stride = nb * block_bytes;
+    exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
+        let mut sums = vec![0i32; nb];
+        for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
+            let row = &bytes[(r0 + i) * stride..(r0 + i + 1) * stride];
+            for (t, ot) in o.iter_mut().enumerate() {
+                let ab = &a.blocks[t * nb..(t + 1) * nb];
+                dot(row, ab, &mut sums);
+                let mut sumf = 0f32;
+                for (b, (&s, blk)) in sums.iter().zip(ab).enumerate() {
+                    let bsum: i32 = blk.bsums.iter().map(|&v| v as i32).sum();
+                    let d_w = block_scale(&row[b * block_bytes..], scale_at);
+                    sumf += (s - bsum) as f32 * (blk.d * d_w);
+                }
+                *ot = sumf;
+            }
+        }
+    });
+    Ok(())
+}

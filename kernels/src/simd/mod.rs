@@ -1,0 +1,69 @@
+//! The SIMD layer: the only place with `unsafe`. One table of inner kernels per ISA,
+//! built once; every entry is a safe function whose preconditions are checked on entry.
+//!
+//! Inner kernels compute raw integer sums `Σ c·q` over codes `c ∈ 0..=3` and int8 `q`;
+//! callers turn them into the formats' float results in one shared place, so every ISA
+//! produces the same bits.
+
+pub(crate) mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
+
+use crate::act::BlockQ8K;
+use crate::error::Result;
+use crate::isa::Isa;
+
+/// Inner kernels of one ISA.
+pub(crate) struct KernelTable {
+    /// `out[i] = Σ_{j < nblk*128} code(row i, j) · q[j]` for `out.len()` (1..=4) rows of
+    /// 128-element I2_S blocks, the rows `stride` bytes apart starting at `w[0]`.
+    pub i2_dot: fn(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]),
+    /// `out[b] = Σ_j code(block b, j) · a[b].qs[j]` over `out.len()` TQ2_0 blocks of `row`.
+    pub tq2_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
+    /// The same for TQ1_0 blocks.
+    pub tq1_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
+    /// `max_i (bits(x_i) & 0x7fff_ffff)`: the bit pattern of `max|x|`, NaN sorting highest.
+    pub absmax_bits: fn(x: &[f32]) -> u32,
+    /// `q_i = clamp(round_half_even(x_i * s), -128, 127)`; returns `Σ q_i`.
+    pub quant_i8: fn(x: &[f32], s: f32, q: &mut [i8]) -> i32,
+    /// `Σ a_i · b_i` in f32 (order ISA-specific; see the lab's bound).
+    pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
+}
+
+/// The table for `isa`, or an error if this CPU lacks it.
+pub(crate) fn table(isa: Isa) -> Result<&'static KernelTable> {
+    isa.require()?;
+    Ok(match isa {
+        Isa::Scalar => &scalar::TABLE,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &x86::AVX2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => &x86::AVX512,
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("require() rejects x86 ISAs elsewhere"),
+    })
+}
+
+/// `max|x|` as f32, or `None` if any value is NaN or infinite.
+pub(crate) fn absmax_checked(k: &KernelTable, x: &[f32]) -> Option<f32> {
+    let bits = (k.absmax_bits)(x);
+    (bits < 0x7f80_0000).then(|| f32::from_bits(bits))
+}
+
+/// Checks the slice bounds every `i2_dot` implementation relies on.
+#[inline]
+pub(crate) fn check_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], rows: usize) {
+    assert!((1..=4).contains(&rows), "i2_dot: 1..=4 rows");
+    assert!(q.len() >= nblk * 128, "i2_dot: activations too short");
+    assert!(
+        w.len() >= (rows - 1) * stride + nblk * 32,
+        "i2_dot: weights too short"
+    );
+}
+
+/// Checks the slice bounds every `tq*_dot` implementation relies on.
+#[inline]
+pub(crate) fn check_tq_dot(row: &[u8], a: &[BlockQ8K], nblk: usize, block_bytes: usize) {
+    assert!(row.len() >= nblk * block_bytes, "tq_dot: weights too short");
+    assert!(a.len() >= nblk, "tq_dot: activations too short");
+}

@@ -1,0 +1,79 @@
+//! The portable path: plain loops over the same layouts as the SIMD kernels.
+
+use super::KernelTable;
+use crate::act::BlockQ8K;
+use crate::format::{i2s, tq1_0, tq2_0};
+
+pub(crate) static TABLE: KernelTable = KernelTable {
+    i2_dot,
+    tq2_dot,
+    tq1_dot,
+    absmax_bits,
+    quant_i8,
+    dot_f32,
+};
+
+fn i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
+    super::check_i2_dot(w, stride, nblk, q, out.len());
+    for (r, o) in out.iter_mut().enumerate() {
+        let row = &w[r * stride..r * stride + nblk * 32];
+        let mut acc = 0i32;
+        for (blk, qb) in row.chunks_exact(32).zip(q.chunks_exact(128)) {
+            for (g, qg) in qb.chunks_exact(32).enumerate() {
+                let shift = i2s::group_shift(g);
+                for (&b, &qv) in blk.iter().zip(qg) {
+                    acc += ((b >> shift) & 3) as i32 * qv as i32;
+                }
+            }
+        }
+        *o = acc;
+    }
+}
+
+fn tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
+    super::check_tq_dot(row, a, out.len(), tq2_0::BLOCK_BYTES);
+    for (b, o) in out.iter_mut().enumerate() {
+        let blk = &row[b * tq2_0::BLOCK_BYTES..][..64];
+        let qb = &a[b].qs;
+        let mut acc = 0i32;
+        for (j, &v) in qb.iter().enumerate() {
+            acc += tq2_0::code_at(blk, j) as i32 * v as i32;
+        }
+        *o = acc;
+    }
+}
+
+fn tq1_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
+    super::check_tq_dot(row, a, out.len(), tq1_0::BLOCK_BYTES);
+    for (b, o) in out.iter_mut().enumerate() {
+        let blk = &row[b * tq1_0::BLOCK_BYTES..][..tq1_0::BLOCK_BYTES];
+        let mut codes = [0u8; 256];
+        tq1_0::unpack_block(blk, &mut codes);
+        *o = codes
+            .iter()
+            .zip(&a[b].qs)
+            .map(|(&c, &v)| c as i32 * v as i32)
+            .sum();
+    }
+}
+
+fn absmax_bits(x: &[f32]) -> u32 {
+    x.iter()
+        .map(|v| v.to_bits() & 0x7fff_ffff)
+        .max()
+        .unwrap_or(0)
+}
+
+fn quant_i8(x: &[f32], s: f32, q: &mut [i8]) -> i32 {
+    let mut sum = 0i32;
+    for (o, &v) in q.iter_mut().zip(x) {
+        let r = (v * s).round_ties_even().clamp(-128.0, 127.0) as i8;
+        sum += r as i32;
+        *o = r;
+    }
+    sum
+}
+
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0f32, |acc, (&x, &y)| acc + x * y)
+}

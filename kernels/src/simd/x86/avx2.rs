@@ -1,0 +1,297 @@
+//! AVX2 kernels. Codes are unsigned (0..=3) and activations signed, exactly the operand
+//! order of `vpmaddubsw`; 16-bit partial sums stay within ±3072 per 128 elements
+//! (4 groups × 2 products × 3 × 128), then widen to i32 through `vpmaddwd`.
+
+use core::arch::x86_64::*;
+
+use crate::act::BlockQ8K;
+
+/// Bytes ahead of the current block to prefetch in each weight row.
+const PREFETCH: usize = 1024;
+
+#[inline(always)]
+unsafe fn loadu(p: *const u8) -> __m256i {
+    // SAFETY: callers pass pointers with 32 readable bytes.
+    unsafe { _mm256_loadu_si256(p as *const __m256i) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Σ codes·q over one 128-element I2_S block (32 bytes at `w`, 128 activations q0..q3).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn i2_block(w: *const u8, q: &[__m256i; 4]) -> __m256i {
+    let mask = _mm256_set1_epi8(3);
+    // SAFETY: 32 bytes readable at `w` (caller).
+    let v = unsafe { loadu(w) };
+    let c0 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
+    let c1 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+    let c2 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
+    let c3 = _mm256_and_si256(v, mask);
+    let s01 = _mm256_add_epi16(
+        _mm256_maddubs_epi16(c0, q[0]),
+        _mm256_maddubs_epi16(c1, q[1]),
+    );
+    let s23 = _mm256_add_epi16(
+        _mm256_maddubs_epi16(c2, q[2]),
+        _mm256_maddubs_epi16(c3, q[3]),
+    );
+    _mm256_madd_epi16(_mm256_add_epi16(s01, s23), _mm256_set1_epi16(1))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn i2_rows<const M: usize>(
+    w: *const u8,
+    stride: usize,
+    nblk: usize,
+    q: *const i8,
+) -> [i32; M] {
+    let mut acc = [_mm256_setzero_si256(); M];
+    for b in 0..nblk {
+        // SAFETY: 128 activations at q + b*128 (caller checked nblk * 128).
+        let qv = unsafe {
+            let qp = q.add(b * 128) as *const u8;
+            [
+                loadu(qp),
+                loadu(qp.add(32)),
+                loadu(qp.add(64)),
+                loadu(qp.add(96)),
+            ]
+        };
+        for (r, a) in acc.iter_mut().enumerate() {
+            let p = w.wrapping_add(r * stride + b * 32);
+            // Prefetch never faults, so the address may run past the slice.
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH) as *const i8);
+            // SAFETY: row r, block b lies within the checked weight bounds.
+            *a = _mm256_add_epi32(*a, unsafe { i2_block(p, &qv) });
+        }
+    }
+    acc.map(|a| hsum(a))
+}
+
+/// See [`crate::simd::KernelTable::i2_dot`].
+///
+/// # Safety
+/// AVX2 available; `w` readable for `(out.len()-1)*stride + nblk*32` bytes, `q` for
+/// `nblk*128`; `out.len()` in 1..=4.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn i2_dot(
+    w: *const u8,
+    stride: usize,
+    nblk: usize,
+    q: *const i8,
+    out: &mut [i32],
+) {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        match out.len() {
+            1 => out.copy_from_slice(&i2_rows::<1>(w, stride, nblk, q)),
+            2 => out.copy_from_slice(&i2_rows::<2>(w, stride, nblk, q)),
+            3 => out.copy_from_slice(&i2_rows::<3>(w, stride, nblk, q)),
+            _ => out.copy_from_slice(&i2_rows::<4>(w, stride, nblk, q)),
+        }
+    }
+}
+
+/// See [`crate::simd::KernelTable::tq2_dot`].
+///
+/// # Safety
+/// AVX2 available; `row` readable for `out.len()` 66-byte blocks, `a` for `out.len()` blocks.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]) {
+    let mask = _mm256_set1_epi8(3);
+    for (b, o) in out.iter_mut().enumerate() {
+        // SAFETY: block b of the row and of the activations exist (caller).
+        unsafe {
+            let blk = row.add(b * 66);
+            let qs = (*a.add(b)).qs.as_ptr() as *const u8;
+            let mut s = _mm256_setzero_si256();
+            for ch in 0..2 {
+                let v = loadu(blk.add(ch * 32));
+                let q = qs.add(ch * 128);
+                let c0 = _mm256_and_si256(v, mask);
+                let c1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
+                let c2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+                let c3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c0, loadu(q)));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, loadu(q.add(32))));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, loadu(q.add(64))));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, loadu(q.add(96))));
+            }
+            *o = hsum(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+        }
+    }
+}
+
+/// Base-3 digit extraction on 32 stored bytes: byte `i` gets digit `log3(pow_i)`, i.e.
+/// `(((s_i * pow_i) mod 256) * 3) >> 8`. `p_lo`/`p_hi` hold the even/odd bytes' powers
+/// as 16-bit lanes (x86 has no byte multiply).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn digits(s: __m256i, p_lo: __m256i, p_hi: __m256i) -> __m256i {
+    let lo_mask = _mm256_set1_epi16(0x00ff);
+    let hi_mask = _mm256_set1_epi16(0xff00u16 as i16);
+    let three = _mm256_set1_epi16(3);
+    let lo = _mm256_and_si256(_mm256_mullo_epi16(s, p_lo), lo_mask);
+    let hi = _mm256_and_si256(
+        _mm256_mullo_epi16(_mm256_and_si256(s, hi_mask), p_hi),
+        hi_mask,
+    );
+    let u = _mm256_or_si256(lo, hi);
+    let c_lo = _mm256_mulhi_epu16(_mm256_slli_epi16::<8>(u), three);
+    let c_hi = _mm256_slli_epi16::<8>(_mm256_mulhi_epu16(_mm256_and_si256(u, hi_mask), three));
+    _mm256_or_si256(c_lo, c_hi)
+}
+
+/// Splits 32 per-byte powers into the `(p_lo, p_hi)` operands of [`digits`].
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pow_operands(pows: &[u8; 32]) -> (__m256i, __m256i) {
+    // SAFETY: `pows` is 32 bytes.
+    let v = unsafe { loadu(pows.as_ptr()) };
+    (
+        _mm256_and_si256(v, _mm256_set1_epi16(0x00ff)),
+        _mm256_srli_epi16::<8>(v),
+    )
+}
+
+const fn pows(lo_half: [u8; 16], hi_half: [u8; 16]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 16 {
+        out[i] = lo_half[i];
+        out[16 + i] = hi_half[i];
+        i += 1;
+    }
+    out
+}
+
+const POW_160: [u8; 32] = pows([1; 16], [3; 16]);
+const POW_192: [u8; 32] = pows([9; 16], [27; 16]);
+const POW_224: [u8; 32] = pows(
+    [81; 16],
+    [1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27],
+);
+
+/// See [`crate::simd::KernelTable::tq1_dot`]. Decodes each block into eight vectors of 32
+/// codes in element order (`qs[0..32]` digits 0..5 → elements 0..160; `qs[32..48]`
+/// broadcast to both lanes → 160..224; `qs[32..48]` digit 4 beside `qh` → 224..256) and
+/// multiplies them with the matching activations.
+///
+/// # Safety
+/// AVX2 available; `row` readable for `out.len()` 54-byte blocks, `a` for `out.len()` blocks.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn tq1_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]) {
+    let uniform: [(__m256i, __m256i); 5] =
+        [1i16, 3, 9, 27, 81].map(|p| (_mm256_set1_epi16(p), _mm256_set1_epi16(p)));
+    let p160 = pow_operands(&POW_160);
+    let p192 = pow_operands(&POW_192);
+    let p224 = pow_operands(&POW_224);
+    for (b, o) in out.iter_mut().enumerate() {
+        // SAFETY: block b of the row and of the activations exist (caller); every load below
+        // stays within the block's 54 bytes or the activation block's 256.
+        unsafe {
+            let blk = row.add(b * 54);
+            let qs = (*a.add(b)).qs.as_ptr() as *const u8;
+            let head = loadu(blk);
+            let mid = _mm256_broadcastsi128_si256(_mm_loadu_si128(blk.add(32) as *const __m128i));
+            let mut tail_src = [0u8; 32];
+            core::ptr::copy_nonoverlapping(blk.add(32), tail_src.as_mut_ptr(), 16);
+            for k in 0..16 {
+                tail_src[16 + k] = *blk.add(48 + k % 4);
+            }
+            let tail = loadu(tail_src.as_ptr());
+            let mut s = _mm256_setzero_si256();
+            for (n, &(pl, ph)) in uniform.iter().enumerate() {
+                s = _mm256_add_epi16(
+                    s,
+                    _mm256_maddubs_epi16(digits(head, pl, ph), loadu(qs.add(32 * n))),
+                );
+            }
+            s = _mm256_add_epi16(
+                s,
+                _mm256_maddubs_epi16(digits(mid, p160.0, p160.1), loadu(qs.add(160))),
+            );
+            s = _mm256_add_epi16(
+                s,
+                _mm256_maddubs_epi16(digits(mid, p192.0, p192.1), loadu(qs.add(192))),
+            );
+            s = _mm256_add_epi16(
+                s,
+                _mm256_maddubs_epi16(digits(tail, p224.0, p224.1), loadu(qs.add(224))),
+            );
+            *o = hsum(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+        }
+    }
+}
+
+/// See [`crate::simd::KernelTable::absmax_bits`].
+///
+/// # Safety
+/// AVX2 available.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn absmax_bits(x: &[f32]) -> u32 {
+    let m = _mm256_set1_epi32(0x7fff_ffff);
+    let mut acc = _mm256_setzero_si256();
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        // SAFETY: `c` has 8 f32 = 32 bytes.
+        let v = unsafe { loadu(c.as_ptr() as *const u8) };
+        acc = _mm256_max_epu32(acc, _mm256_and_si256(v, m));
+    }
+    let mut lanes = [0u32; 8];
+    // SAFETY: `lanes` is 32 writable bytes.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc) };
+    let head = lanes.into_iter().max().unwrap_or(0);
+    tail.iter()
+        .map(|v| v.to_bits() & 0x7fff_ffff)
+        .fold(head, u32::max)
+}
+
+/// See [`crate::simd::KernelTable::quant_i8`]: `vroundps` (nearest, ties to even) on `x * s`,
+/// clamp, convert, pack; 32 values per step.
+///
+/// # Safety
+/// AVX2 available; `q.len() >= x.len()`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn quant_i8(x: &[f32], s: f32, q: &mut [i8]) -> i32 {
+    let sv = _mm256_set1_ps(s);
+    let lo = _mm256_set1_ps(-128.0);
+    let hi = _mm256_set1_ps(127.0);
+    let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let mut sum = _mm256_setzero_si256();
+    let n32 = x.len() / 32 * 32;
+    for i in (0..n32).step_by(32) {
+        let mut v = [_mm256_setzero_si256(); 4];
+        for (j, vj) in v.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 <= n32 <= x.len().
+            let f = unsafe { _mm256_loadu_ps(x.as_ptr().add(i + 8 * j)) };
+            let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm256_mul_ps(f, sv),
+            );
+            *vj = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+            sum = _mm256_add_epi32(sum, *vj);
+        }
+        let p16a = _mm256_packs_epi32(v[0], v[1]);
+        let p16b = _mm256_packs_epi32(v[2], v[3]);
+        let p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), perm);
+        // SAFETY: q has at least x.len() >= i + 32 bytes.
+        unsafe { _mm256_storeu_si256(q.as_mut_ptr().add(i) as *mut __m256i, p8) };
+    }
+    let mut total = hsum(sum);
+    for (o, &v) in q[n32..x.len()].iter_mut().zip(&x[n32..]) {
+        let r = (v * s).round_ties_even().clamp(-128.0, 127.0) as i8;
+        total += r as i32;
+        *o = r;
+    }
+    total
+}

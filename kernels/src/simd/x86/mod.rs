@@ -1,0 +1,126 @@
+//! x86-64 kernels: AVX2 (`maddubs` + `madd`) and AVX-512 VNNI (`vpdpbusd`). The f32 dot
+//! product is written once over `pulp::Simd` and instantiated for V3 (AVX2) and V4 (AVX-512).
+//!
+//! Each table entry is a safe function: it checks the slice bounds its kernel reads, then
+//! calls the `#[target_feature]` kernel. The tables are only handed out by
+//! [`super::table`] after [`crate::Isa::require`] confirmed the CPU has the features.
+
+mod avx2;
+mod avx512;
+
+use pulp::{Simd, WithSimd};
+
+use super::KernelTable;
+use crate::act::BlockQ8K;
+use crate::format::{tq1_0, tq2_0};
+
+pub(crate) static AVX2: KernelTable = KernelTable {
+    i2_dot: avx2_i2_dot,
+    tq2_dot: avx2_tq2_dot,
+    tq1_dot: avx2_tq1_dot,
+    absmax_bits: avx2_absmax_bits,
+    quant_i8: avx2_quant_i8,
+    dot_f32: v3_dot_f32,
+};
+
+pub(crate) static AVX512: KernelTable = KernelTable {
+    i2_dot: vnni_i2_dot,
+    tq2_dot: vnni_tq2_dot,
+    tq1_dot: avx2_tq1_dot,
+    absmax_bits: avx2_absmax_bits,
+    quant_i8: avx2_quant_i8,
+    dot_f32: v4_dot_f32,
+};
+
+fn avx2_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
+    super::check_i2_dot(w, stride, nblk, q, out.len());
+    // SAFETY: AVX2 is present (table handed out only after `Isa::require`); the bounds of
+    // every load (rows * stride, nblk * 32 bytes of weights, nblk * 128 activations) were
+    // checked just above.
+    unsafe { avx2::i2_dot(w.as_ptr(), stride, nblk, q.as_ptr(), out) }
+}
+
+fn vnni_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
+    super::check_i2_dot(w, stride, nblk, q, out.len());
+    // SAFETY: AVX-512 F/BW/VL + VNNI are present (see `Isa::require`); bounds checked above.
+    unsafe { avx512::i2_dot(w.as_ptr(), stride, nblk, q.as_ptr(), out) }
+}
+
+fn avx2_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
+    super::check_tq_dot(row, a, out.len(), tq2_0::BLOCK_BYTES);
+    // SAFETY: AVX2 present; `row` holds `out.len()` 66-byte blocks and `a` as many Q8_K blocks.
+    unsafe { avx2::tq2_dot(row.as_ptr(), a.as_ptr(), out) }
+}
+
+fn vnni_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
+    super::check_tq_dot(row, a, out.len(), tq2_0::BLOCK_BYTES);
+    // SAFETY: AVX-512 + VNNI present; bounds as for the AVX2 variant (a 64-byte load at a
+    // block's start stays inside its 66 bytes).
+    unsafe { avx512::tq2_dot(row.as_ptr(), a.as_ptr(), out) }
+}
+
+fn avx2_tq1_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
+    super::check_tq_dot(row, a, out.len(), tq1_0::BLOCK_BYTES);
+    // SAFETY: AVX2 present; `row` holds `out.len()` 54-byte blocks (the kernel loads 32 + 16
+    // bytes at a block's start and reads `qh` bytewise), `a` as many Q8_K blocks.
+    unsafe { avx2::tq1_dot(row.as_ptr(), a.as_ptr(), out) }
+}
+
+fn avx2_absmax_bits(x: &[f32]) -> u32 {
+    // SAFETY: AVX2 present; the kernel reads exactly `x`.
+    unsafe { avx2::absmax_bits(x) }
+}
+
+fn avx2_quant_i8(x: &[f32], s: f32, q: &mut [i8]) -> i32 {
+    assert!(q.len() >= x.len(), "quant_i8: output too short");
+    // SAFETY: AVX2 present; the kernel reads `x` and writes `x.len()` bytes of `q`.
+    unsafe { avx2::quant_i8(x, s, q) }
+}
+
+/// `Σ a_i b_i`, written once over `pulp::Simd`: lane-wise fused multiply-adds into two
+/// accumulators, then a tree reduction, then the scalar tail.
+struct DotF32<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+}
+
+impl WithSimd for DotF32<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
+        let n = self.a.len().min(self.b.len());
+        let (a, at) = S::as_simd_f32s(&self.a[..n]);
+        let (b, bt) = S::as_simd_f32s(&self.b[..n]);
+        let mut acc0 = simd.splat_f32s(0.0);
+        let mut acc1 = simd.splat_f32s(0.0);
+        let mut pairs_a = a.chunks_exact(2);
+        let mut pairs_b = b.chunks_exact(2);
+        for (pa, pb) in (&mut pairs_a).zip(&mut pairs_b) {
+            acc0 = simd.mul_add_e_f32s(pa[0], pb[0], acc0);
+            acc1 = simd.mul_add_e_f32s(pa[1], pb[1], acc1);
+        }
+        for (&va, &vb) in pairs_a.remainder().iter().zip(pairs_b.remainder()) {
+            acc0 = simd.mul_add_e_f32s(va, vb, acc0);
+        }
+        let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc0, acc1));
+        for (&x, &y) in at.iter().zip(bt) {
+            sum += x * y;
+        }
+        sum
+    }
+}
+
+fn v3_dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    match pulp::x86::V3::try_new() {
+        Some(simd) => Simd::vectorize(simd, DotF32 { a, b }),
+        None => Simd::vectorize(pulp::Scalar::new(), DotF32 { a, b }),
+    }
+}
+
+fn v4_dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    match pulp::x86::V4::try_new() {
+        Some(simd) => Simd::vectorize(simd, DotF32 { a, b }),
+        None => v3_dot_f32(a, b),
+    }
+}
