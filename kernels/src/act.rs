@@ -120,7 +120,7 @@ pub fn quantize_i8(x: &[f32], cols: usize, tokens: usize, exec: &Exec) -> Result
 /// `iscale = -127 / amax`, `q = min(127, round_half_even(iscale * x))`, `d = 1 / iscale`;
 /// an all-zero block gets `d = 0`, `q = 0`.
 pub fn quantize_q8k(x: &[f32], cols: usize, tokens: usize) -> Result<ActsQ8K> {
-    if cols == 0 || tokens == 0 || cols % 256 != 0 {
+    if cols == 0 || tokens == 0 || !cols.is_multiple_of(256) {
         return Err(KernelError::SliceLength {
             what: "Q8_K activation cols (a non-zero multiple of 256)",
             got: cols,

@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 /// Folder holding `i2s/` and `tq/`.
 pub fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join("vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("vectors")
 }
 
 /// One I2_S case made by bitnet.cpp: `weights` [rows, cols] ternary·scale, `packed` the GGUF

@@ -65,12 +65,18 @@ fn tq_pack_and_unpack_reproduce_gguf_py() {
             TqFormat::Tq2_0 => {
                 let p = Tq2_0::quantize(&c.input, c.rows, c.cols).unwrap();
                 assert_eq!(p.bytes(), &c.packed[..], "{}", c.name);
-                Tq2_0::new(c.rows, c.cols, &c.packed[..]).unwrap().dequantize(&mut w).unwrap();
+                Tq2_0::new(c.rows, c.cols, &c.packed[..])
+                    .unwrap()
+                    .dequantize(&mut w)
+                    .unwrap();
             }
             TqFormat::Tq1_0 => {
                 let p = Tq1_0::quantize(&c.input, c.rows, c.cols).unwrap();
                 assert_eq!(p.bytes(), &c.packed[..], "{}", c.name);
-                Tq1_0::new(c.rows, c.cols, &c.packed[..]).unwrap().dequantize(&mut w).unwrap();
+                Tq1_0::new(c.rows, c.cols, &c.packed[..])
+                    .unwrap()
+                    .dequantize(&mut w)
+                    .unwrap();
             }
         }
         assert_eq!(bits(&w), bits(&c.dequant), "{}", c.name);

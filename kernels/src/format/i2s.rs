@@ -114,7 +114,7 @@ impl<B: AsRef<[u8]>> I2s<B> {
     /// The same codes as a QK256 matrix (zero copies), carrying this tensor's scale.
     /// Needs `cols % 256 == 0`, where each 256-element QK256 block is two I2_S blocks.
     pub fn as_qk256(&self) -> Result<I2SQk256NoScale<&[u8]>> {
-        if self.cols % 256 != 0 {
+        if !self.cols.is_multiple_of(256) {
             return Err(KernelError::ColsNotMultiple {
                 format: Format::Qk256,
                 cols: self.cols,

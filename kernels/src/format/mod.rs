@@ -85,7 +85,7 @@ impl Format {
             Format::Qk256 => 1,
             Format::Tq2_0 | Format::Tq1_0 => 256,
         };
-        if cols % multiple != 0 {
+        if !cols.is_multiple_of(multiple) {
             return Err(KernelError::ColsNotMultiple {
                 format: self,
                 cols,

@@ -55,7 +55,7 @@ fn pack_block(codes: &[u8], d: f16, blk: &mut [u8]) {
         *a *= 3; // qh holds four digits: shift them to the most significant places
     }
     for (dst, &a) in blk[..52].iter_mut().zip(&acc) {
-        *dst = ((a * 256 + 242) / 243) as u8;
+        *dst = (a * 256).div_ceil(243) as u8; // ceil(b * 256 / 243)
     }
     blk[52..54].copy_from_slice(&d.to_le_bytes());
 }

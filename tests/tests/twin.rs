@@ -1,0 +1,283 @@
+//! Twin agreement: for every format × operation × ISA on this CPU × threads {1, 2, 3},
+//! `bitnet-kernels` equals `bitnet-reference` — bit for bit on unpacking, dequantization,
+//! activation quantization and the int8 products; within the derived bound
+//! (`bitnet_lab::bounds`) on the f32 products. Shapes include tails (QK256 cols not a
+//! multiple of 256, I2_S with an odd block count), one row, and rows not a multiple of the
+//! 4-row tile.
+
+use bitnet_kernels::{
+    Activations, Exec, Format, I2SQk256NoScale, I2s, Isa, TernaryMatrix, Tq1_0, Tq2_0, act,
+};
+use bitnet_lab::bounds::check_gemm_f32;
+use bitnet_lab::{all_execs, bits};
+use bitnet_reference as r;
+use proptest::prelude::*;
+
+/// One generated case: a packed matrix (bytes made by the *reference* packers) plus inputs.
+#[derive(Debug, Clone)]
+struct Case {
+    format: Format,
+    rows: usize,
+    cols: usize,
+    tokens: usize,
+    packed: Vec<u8>,
+    scale: f32,
+    x: Vec<f32>,
+}
+
+impl Case {
+    fn matrix(&self) -> Box<dyn TernaryMatrix + '_> {
+        let (rows, cols, p) = (self.rows, self.cols, &self.packed[..]);
+        match self.format {
+            Format::I2s => Box::new(I2s::new(rows, cols, p).unwrap()),
+            Format::Qk256 => Box::new(
+                I2SQk256NoScale::new(rows, cols, p)
+                    .unwrap()
+                    .with_scale(self.scale),
+            ),
+            Format::Tq2_0 => Box::new(Tq2_0::new(rows, cols, p).unwrap()),
+            Format::Tq1_0 => Box::new(Tq1_0::new(rows, cols, p).unwrap()),
+        }
+    }
+
+    fn ref_codes(&self) -> Vec<u8> {
+        let (rows, cols, p) = (self.rows, self.cols, &self.packed[..]);
+        match self.format {
+            Format::I2s => r::unpack_codes_i2s(p, rows * cols),
+            Format::Qk256 => r::unpack_codes_qk256(p, rows, cols),
+            Format::Tq2_0 => r::unpack_codes_tq2_0(p, rows, cols),
+            Format::Tq1_0 => r::unpack_codes_tq1_0(p, rows, cols),
+        }
+    }
+
+    fn ref_dequant(&self) -> Vec<f32> {
+        let (rows, cols, p) = (self.rows, self.cols, &self.packed[..]);
+        match self.format {
+            Format::I2s => r::dequantize_i2s(p, rows, cols),
+            Format::Qk256 => r::dequantize_qk256(p, rows, cols, self.scale),
+            Format::Tq2_0 => r::dequantize_tq2_0(p, rows, cols),
+            Format::Tq1_0 => r::dequantize_tq1_0(p, rows, cols),
+        }
+    }
+
+    fn ref_gemm_f32(&self) -> Vec<f32> {
+        let (rows, cols, p, x, t) = (
+            self.rows,
+            self.cols,
+            &self.packed[..],
+            &self.x[..],
+            self.tokens,
+        );
+        match self.format {
+            Format::I2s => r::gemv_f32_i2s(p, rows, cols, x, t),
+            Format::Qk256 => r::gemv_f32_qk256(p, rows, cols, self.scale, x, t),
+            Format::Tq2_0 => r::gemv_f32_tq2_0(p, rows, cols, x, t),
+            Format::Tq1_0 => r::gemv_f32_tq1_0(p, rows, cols, x, t),
+        }
+    }
+
+    fn ref_gemm_int(&self) -> Vec<f32> {
+        let (rows, cols, p, x, t) = (
+            self.rows,
+            self.cols,
+            &self.packed[..],
+            &self.x[..],
+            self.tokens,
+        );
+        match self.format {
+            Format::I2s => r::gemv_i8_i2s(p, rows, cols, x, t),
+            Format::Qk256 => r::gemv_i8_qk256(p, rows, cols, self.scale, x, t),
+            Format::Tq2_0 => r::gemv_q8k_tq2_0(p, rows, cols, x, t),
+            Format::Tq1_0 => r::gemv_q8k_tq1_0(p, rows, cols, x, t),
+        }
+    }
+}
+
+fn check_case(c: &Case) -> Result<(), TestCaseError> {
+    let m = c.matrix();
+    let n = c.rows * c.cols;
+
+    let mut codes = vec![0u8; n];
+    m.unpack_codes(&mut codes).unwrap();
+    prop_assert_eq!(&codes, &c.ref_codes(), "unpack codes");
+    let mut i8s = vec![0i8; n];
+    m.unpack_i8(&mut i8s).unwrap();
+    prop_assert!(
+        i8s.iter().zip(&codes).all(|(&v, &c)| v == c as i8 - 1),
+        "unpack i8"
+    );
+    let w = c.ref_dequant();
+    let mut wk = vec![0f32; n];
+    m.dequantize(&mut wk).unwrap();
+    prop_assert_eq!(bits(&wk), bits(&w), "dequantize");
+
+    let want_f32 = c.ref_gemm_f32();
+    let want_int = c.ref_gemm_int();
+    for exec in all_execs() {
+        let mut y = vec![0f32; c.tokens * c.rows];
+        m.gemm_f32(&c.x, c.tokens, &mut y, &exec).unwrap();
+        if let Err(e) = check_gemm_f32(&y, &want_f32, &w, &c.x, c.rows, c.cols, c.tokens) {
+            return Err(TestCaseError::fail(format!(
+                "{:?} f32 on {exec:?}: {e}",
+                c.format
+            )));
+        }
+        let mut yi = vec![0f32; c.tokens * c.rows];
+        m.gemm_i8(&c.x, c.tokens, &mut yi, &exec).unwrap();
+        prop_assert_eq!(
+            bits(&yi),
+            bits(&want_int),
+            "{:?} int8 GEMM on {:?}",
+            c.format,
+            exec
+        );
+    }
+    Ok(())
+}
+
+/// Activations: uniform, or half-integers with max |x| = 127 so that `x * s` lands exactly
+/// on rounding ties (s = 1), or all zero.
+fn activations(len: usize) -> impl Strategy<Value = Vec<f32>> {
+    prop_oneof![
+        4 => proptest::collection::vec(-50.0f32..50.0, len),
+        2 => proptest::collection::vec((-254i32..=254).prop_map(|k| k as f32 / 2.0), len).prop_map(|mut v| {
+            v[0] = 127.0;
+            v
+        }),
+        1 => Just(vec![0.0; len]),
+    ]
+}
+
+fn codes(len: usize, max_code: u8) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(0..=max_code, len)
+}
+
+fn case(
+    format: Format,
+    rows: usize,
+    cols: usize,
+    tokens: usize,
+    code_max: u8,
+) -> impl Strategy<Value = Case> {
+    let nb = rows * cols / 256;
+    (
+        codes(rows * cols, code_max),
+        activations(tokens * cols),
+        0.01f32..4.0,
+        proptest::collection::vec(0.01f32..4.0, nb.max(1)),
+    )
+        .prop_map(move |(codes, x, scale, scales)| {
+            let packed = match format {
+                Format::I2s => r::pack_i2s_codes(&codes, scale),
+                Format::Qk256 => r::pack_qk256(&codes, rows, cols),
+                Format::Tq2_0 => r::pack_tq2_0_codes(&codes, &scales[..nb], rows, cols),
+                Format::Tq1_0 => r::pack_tq1_0_codes(&codes, &scales[..nb], rows, cols),
+            };
+            Case {
+                format,
+                rows,
+                cols,
+                tokens,
+                packed,
+                scale,
+                x,
+            }
+        })
+}
+
+fn shapes(format: Format) -> impl Strategy<Value = (usize, usize, usize)> {
+    let cols = match format {
+        Format::I2s => (1usize..=24).prop_map(|b| b * 128).boxed(),
+        Format::Qk256 => (1usize..=1600).boxed(),
+        _ => (1usize..=8).prop_map(|b| b * 256).boxed(),
+    };
+    (prop_oneof![Just(1usize), 1usize..=70], cols, 1usize..=3)
+}
+
+macro_rules! twin_test {
+    ($name:ident, $format:expr, $code_max:expr, $cases:expr) => {
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: $cases, ..ProptestConfig::default() })]
+            #[test]
+            fn $name(c in shapes($format).prop_flat_map(|(r, c, t)| case($format, r, c, t, $code_max))) {
+                check_case(&c)?;
+            }
+        }
+    };
+}
+
+twin_test!(twin_i2s, Format::I2s, 2, 40);
+twin_test!(twin_i2s_code3, Format::I2s, 3, 12);
+twin_test!(twin_qk256, Format::Qk256, 2, 40);
+twin_test!(twin_qk256_code3, Format::Qk256, 3, 12);
+twin_test!(twin_tq2_0, Format::Tq2_0, 2, 40);
+twin_test!(twin_tq2_0_code3, Format::Tq2_0, 3, 12);
+twin_test!(twin_tq1_0, Format::Tq1_0, 2, 40);
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// bitnet.cpp per-token int8 quantization: q, scale and Σq equal the twin's on every ISA.
+    #[test]
+    fn act_i8_matches_reference(cols in 1usize..=700, tokens in 1usize..=3, seed in any::<u64>()) {
+        let ties = seed % 2 == 0;
+        let x: Vec<f32> = (0..cols * tokens).map(|i| {
+            let u = (seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 32;
+            let u = u as u32;
+            if ties { if i % cols == 0 { 127.0 } else { ((u % 509) as i32 - 254) as f32 / 2.0 } }
+            else { (u >> 8) as f32 / (1u32 << 24) as f32 * 20.0 - 10.0 }
+        }).collect();
+        for isa in Isa::available() {
+            let a = act::quantize_i8(&x, cols, tokens, &Exec::new(isa, 1).unwrap()).unwrap();
+            for t in 0..tokens {
+                let want = r::quantize_activations_i8(&x[t * cols..(t + 1) * cols]);
+                prop_assert_eq!(&a.q[t * a.stride..t * a.stride + cols], &want.q[..], "q on {}", isa);
+                prop_assert!(a.q[t * a.stride + cols..(t + 1) * a.stride].iter().all(|&v| v == 0), "padding");
+                prop_assert_eq!(a.scale[t].to_bits(), want.scale.to_bits(), "scale on {}", isa);
+                prop_assert_eq!(a.sum[t], want.sum, "sum on {}", isa);
+            }
+        }
+    }
+
+    /// llama.cpp Q8_K quantization equals the twin's block for block.
+    #[test]
+    fn act_q8k_matches_reference(blocks in 1usize..=6, x0 in proptest::collection::vec(-30.0f32..30.0, 256 * 6), zero in any::<bool>()) {
+        let mut x = x0[..blocks * 256].to_vec();
+        if zero { x[..256].fill(0.0); }
+        let a = act::quantize_q8k(&x, blocks * 256, 1).unwrap();
+        let want = r::quantize_row_q8_k(&x);
+        prop_assert_eq!(a.blocks.len(), want.len());
+        for (k, w) in a.blocks.iter().zip(&want) {
+            prop_assert_eq!(k.d.to_bits(), w.d.to_bits());
+            prop_assert_eq!(&k.qs[..], &w.qs[..]);
+            prop_assert_eq!(&k.bsums[..], &w.bsums[..]);
+        }
+    }
+}
+
+/// Shared activations: one quantization serves several matrices of the same input width.
+#[test]
+fn quantized_activations_are_reusable_and_checked() {
+    let (rows, cols) = (8, 512);
+    let codes: Vec<u8> = (0..rows * cols).map(|i| (i * 7 % 3) as u8).collect();
+    let a = I2s::from_codes(&codes, rows, cols, 0.5).unwrap();
+    let b = I2s::from_codes(&codes, rows, cols, 2.0).unwrap();
+    let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+    let exec = Exec::best();
+    let acts = a.quantize_activations(&x, 1, &exec).unwrap();
+    let (mut ya, mut yb, mut y2) = (vec![0f32; rows], vec![0f32; rows], vec![0f32; rows]);
+    a.gemm_quantized(&acts, &mut ya, &exec).unwrap();
+    b.gemm_quantized(&acts, &mut yb, &exec).unwrap();
+    b.gemm_i8(&x, 1, &mut y2, &exec).unwrap();
+    assert_eq!(bits(&yb), bits(&y2));
+    assert!(
+        ya.iter()
+            .zip(&yb)
+            .all(|(p, q)| (p * 4.0 - q).abs() <= q.abs() * 1e-6)
+    );
+    let tq = Tq2_0::quantize(&vec![0.5; rows * cols], rows, cols).unwrap();
+    let err = tq.gemm_quantized(&acts, &mut ya, &exec).unwrap_err();
+    assert!(err.to_string().contains("Q8_K"), "{err}");
+    let wrong_width = Activations::I8(act::quantize_i8(&x[..256], 256, 1, &exec).unwrap());
+    assert!(a.gemm_quantized(&wrong_width, &mut ya, &exec).is_err());
+}
