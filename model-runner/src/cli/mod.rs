@@ -1,0 +1,43 @@
+//! Command-line front end. Every failure is one line on stderr and exit code 2.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod kernel;
+mod model;
+
+/// BitNet b1.58 inference on CPUs, with bit-exact ternary kernels.
+#[derive(Debug, Parser)]
+#[command(name = "bitnet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Pack, unpack and multiply ternary matrices; check this CPU's kernels.
+    #[command(subcommand)]
+    Kernel(kernel::KernelCmd),
+    #[command(flatten)]
+    Model(model::ModelCmd),
+}
+
+/// A failure to report: one line, exit code 2.
+pub(crate) type CliResult = Result<(), String>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Kernel(cmd) => kernel::run(cmd),
+        Command::Model(cmd) => model::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("bitnet: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
