@@ -9,6 +9,7 @@
 //! GEMV is GEMM with `tokens = 1`. Every wrong length is a [`KernelError`], never a panic.
 
 pub mod act;
+pub mod dense;
 pub mod error;
 pub mod exec;
 pub mod format;

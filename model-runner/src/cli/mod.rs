@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod kernel;
 mod model;
 
@@ -20,6 +21,9 @@ enum Command {
     /// Pack, unpack and multiply ternary matrices; check this CPU's kernels.
     #[command(subcommand)]
     Kernel(kernel::KernelCmd),
+    /// Benchmarks: roofline probe, kernels, whole model; receipts.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     #[command(flatten)]
     Model(model::ModelCmd),
 }
@@ -31,6 +35,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Model(cmd) => model::run(cmd),
     };
     match result {

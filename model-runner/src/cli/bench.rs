@@ -1,0 +1,17 @@
+//! `bitnet bench ...` and `bitnet receipt ...` (to be written).
+
+use clap::Subcommand;
+
+use super::CliResult;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCmd {
+    /// Measure this machine's memory bandwidth and int8 peak.
+    Roofline,
+}
+
+pub(crate) fn run(cmd: BenchCmd) -> CliResult {
+    match cmd {
+        BenchCmd::Roofline => Err("not written yet".into()),
+    }
+}
