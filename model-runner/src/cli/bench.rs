@@ -15,3 +15,18 @@ pub(crate) fn run(cmd: BenchCmd) -> CliResult {
         BenchCmd::Roofline => Err("not written yet".into()),
     }
 }
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReceiptCmd {
+    /// Verify a receipt's schema and invariants.
+    Verify {
+        /// The receipt JSON file.
+        file: std::path::PathBuf,
+    },
+}
+
+pub(crate) fn run_receipt(cmd: ReceiptCmd) -> CliResult {
+    match cmd {
+        ReceiptCmd::Verify { file } => Err(format!("{}: not written yet", file.display())),
+    }
+}

@@ -24,6 +24,9 @@ enum Command {
     /// Benchmarks: roofline probe, kernels, whole model; receipts.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Check a benchmark receipt.
+    #[command(subcommand)]
+    Receipt(bench::ReceiptCmd),
     #[command(flatten)]
     Model(model::ModelCmd),
 }
@@ -36,6 +39,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Receipt(cmd) => bench::run_receipt(cmd),
         Command::Model(cmd) => model::run(cmd),
     };
     match result {
