@@ -4,4 +4,5 @@
 //! the kernels borrowed slices of the memory-mapped file.
 
 pub mod gguf;
+pub mod selftest;
 pub mod tokenizer;

@@ -10,9 +10,12 @@
 //!
 //! Modules: [`i2s`] (GGUF type 36, bitnet.cpp), [`qk256`] (row-padded I2_S codes),
 //! [`tq2_0`] (type 35), [`tq1_0`] (type 34), [`ternary`] (absmean ternarization),
-//! [`act`] (bitnet.cpp int8 activations), [`q8k`] (llama.cpp Q8_K activations).
+//! [`act`] (bitnet.cpp int8 activations), [`q8k`] (llama.cpp Q8_K activations),
+//! [`bounds`] (the derived error bound of the f32 products against this twin), [`testdata`]
+//! (a deterministic generator for test inputs).
 
 pub mod act;
+pub mod bounds;
 mod dense;
 pub mod i2s;
 pub mod q8k;
@@ -20,6 +23,7 @@ pub mod qk256;
 pub mod ternary;
 pub mod tq1_0;
 pub mod tq2_0;
+pub mod testdata;
 
 pub use act::{ActI8, quantize_activations_i8};
 pub use i2s::{

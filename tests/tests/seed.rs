@@ -3,6 +3,7 @@
 use bitnet_kernels::{Exec, I2SQk256NoScale, KernelError, TernaryMatrix};
 use bitnet_lab::all_execs;
 use bitnet_lab::bounds::check_gemm_f32;
+use bitnet_reference::testdata::SplitMix64;
 use proptest::prelude::*;
 
 /// `rows * ceil(cols/256) * 64`, written out independently of the crate under test.
@@ -77,7 +78,7 @@ proptest! {
         seed in any::<u64>(),
         scale in 0.001f32..10.0,
     ) {
-        let mut rng = SplitMix(seed);
+        let mut rng = SplitMix64::new(seed);
         let codes: Vec<u8> = (0..rows * cols).map(|_| (rng.next() % 3) as u8).collect();
         let x: Vec<f32> = (0..cols).map(|_| rng.uniform(-8.0, 8.0)).collect();
         let qs = bitnet_reference::pack_qk256(&codes, rows, cols);
@@ -132,21 +133,4 @@ fn qk256_rejects_zero_and_overflowing_dimensions() {
         Err(KernelError::Overflow { .. })
     ));
     let _ = Exec::best();
-}
-
-/// SplitMix64: a small deterministic generator seeded by proptest, for large inputs that
-/// would be slow to generate (and pointless to shrink) element by element.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
-    }
 }
