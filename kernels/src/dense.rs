@@ -41,14 +41,27 @@ impl<'a> Dense<'a> {
     /// Validates `bytes`: exactly `rows * cols * size` bytes, no zero dimension.
     pub fn new(ty: DenseType, rows: usize, cols: usize, bytes: &'a [u8]) -> Result<Self> {
         if rows == 0 || cols == 0 {
-            return Err(KernelError::SliceLength { what: "dense matrix rows/cols", got: 0, expected: 1 });
+            return Err(KernelError::SliceLength {
+                what: "dense matrix rows/cols",
+                got: 0,
+                expected: 1,
+            });
         }
         let expected = rows
             .checked_mul(cols)
             .and_then(|n| n.checked_mul(ty.size()))
-            .ok_or(KernelError::SliceLength { what: "dense matrix bytes", got: usize::MAX, expected: 0 })?;
+            .ok_or(KernelError::SliceLength {
+                what: "dense matrix bytes",
+                got: usize::MAX,
+                expected: 0,
+            })?;
         check_len("dense matrix bytes", bytes.len(), expected)?;
-        Ok(Dense { ty, rows, cols, bytes })
+        Ok(Dense {
+            ty,
+            rows,
+            cols,
+            bytes,
+        })
     }
 
     /// Element type.
@@ -68,7 +81,8 @@ impl<'a> Dense<'a> {
     pub fn row_to_f32(&self, row: usize, out: &mut [f32]) -> Result<()> {
         crate::format::check_row(self.rows, row)?;
         check_len("row output", out.len(), self.cols)?;
-        let b = &self.bytes[row * self.cols * self.ty.size()..(row + 1) * self.cols * self.ty.size()];
+        let b =
+            &self.bytes[row * self.cols * self.ty.size()..(row + 1) * self.cols * self.ty.size()];
         convert(self.ty, b, out);
         Ok(())
     }
@@ -83,7 +97,11 @@ impl<'a> Dense<'a> {
             let mut w = vec![0f32; cols];
             for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
                 let r = r0 + i;
-                convert(self.ty, &self.bytes[r * cols * size..(r + 1) * cols * size], &mut w);
+                convert(
+                    self.ty,
+                    &self.bytes[r * cols * size..(r + 1) * cols * size],
+                    &mut w,
+                );
                 for (t, ot) in o.iter_mut().enumerate() {
                     *ot = (k.dot_f32)(&w, &x[t * cols..(t + 1) * cols]);
                 }

@@ -49,7 +49,11 @@ pub fn run(threads: usize) -> Vec<Row> {
                     (isa, f(format, &exec).unwrap_or_else(Outcome::Fail))
                 })
                 .collect();
-            rows.push(Row { format, check, outcomes });
+            rows.push(Row {
+                format,
+                check,
+                outcomes,
+            });
         }
     }
     rows
@@ -94,7 +98,12 @@ impl Case {
             Format::Tq2_0 => r::pack_tq2_0_codes(&codes, &scales, rows, cols),
             _ => r::pack_tq1_0_codes(&codes, &scales, rows, cols),
         };
-        Case { rows, cols, packed, scale }
+        Case {
+            rows,
+            cols,
+            packed,
+            scale,
+        }
     }
 
     fn matrix(&self, format: Format) -> Result<Box<dyn TernaryMatrix + '_>, String> {
@@ -102,7 +111,9 @@ impl Case {
         let m: Box<dyn TernaryMatrix> = match format {
             Format::I2s => Box::new(I2s::new(rows, cols, p).map_err(|e| e.to_string())?),
             Format::Qk256 => Box::new(
-                I2SQk256NoScale::new(rows, cols, p).map_err(|e| e.to_string())?.with_scale(self.scale),
+                I2SQk256NoScale::new(rows, cols, p)
+                    .map_err(|e| e.to_string())?
+                    .with_scale(self.scale),
             ),
             Format::Tq2_0 => Box::new(Tq2_0::new(rows, cols, p).map_err(|e| e.to_string())?),
             _ => Box::new(Tq1_0::new(rows, cols, p).map_err(|e| e.to_string())?),
@@ -136,10 +147,15 @@ fn unpack(format: Format, _exec: &Exec) -> Result<Outcome, String> {
         let mut w = vec![0f32; rows * cols];
         m.dequantize(&mut w).map_err(err)?;
         if bits(&w) != bits(&c.dequant(format)) {
-            return Ok(Outcome::Fail(format!("{rows}x{cols}: dequantized values differ")));
+            return Ok(Outcome::Fail(format!(
+                "{rows}x{cols}: dequantized values differ"
+            )));
         }
     }
-    Ok(Outcome::Pass(format!("{} shapes exact", shapes(format).len())))
+    Ok(Outcome::Pass(format!(
+        "{} shapes exact",
+        shapes(format).len()
+    )))
 }
 
 fn gemm_f32(format: Format, exec: &Exec) -> Result<Outcome, String> {
@@ -183,7 +199,9 @@ fn gemm_int8(format: Format, exec: &Exec) -> Result<Outcome, String> {
                 _ => r::gemv_q8k_tq1_0(p, rows, cols, &x, tokens),
             };
             if bits(&y) != bits(&want) {
-                return Ok(Outcome::Fail(format!("{rows}x{cols}, {tokens} tok: not bit-exact")));
+                return Ok(Outcome::Fail(format!(
+                    "{rows}x{cols}, {tokens} tok: not bit-exact"
+                )));
             }
             n += 1;
         }
@@ -199,15 +217,33 @@ mod vectors {
                 $rows,
                 $cols,
                 $tokens,
-                include_bytes!(concat!("../../tests/data/vectors/i2s/", $name, ".packed.bin")) as &[u8],
-                include_bytes!(concat!("../../tests/data/vectors/i2s/", $name, ".weights.f32")) as &[u8],
-                include_bytes!(concat!("../../tests/data/vectors/i2s/", $name, ".x.f32")) as &[u8],
-                include_bytes!(concat!("../../tests/data/vectors/i2s/", $name, ".y.f32")) as &[u8],
+                include_bytes!(concat!(
+                    "../../tests/data/vectors/i2s/",
+                    $name,
+                    ".packed.bin"
+                )) as &[u8],
+                include_bytes!(concat!(
+                    "../../tests/data/vectors/i2s/",
+                    $name,
+                    ".weights.f32"
+                )) as &[u8],
+                include_bytes!(concat!("../../tests/data/vectors/i2s/", $name, ".x.f32"))
+                    as &[u8],
+                include_bytes!(concat!("../../tests/data/vectors/i2s/", $name, ".y.f32"))
+                    as &[u8],
             )
         };
     }
     /// (rows, cols, tokens, packed, weights, x, y)
-    pub type I2sCase = (usize, usize, usize, &'static [u8], &'static [u8], &'static [u8], &'static [u8]);
+    pub type I2sCase = (
+        usize,
+        usize,
+        usize,
+        &'static [u8],
+        &'static [u8],
+        &'static [u8],
+        &'static [u8],
+    );
     pub const I2S: [I2sCase; 6] = [
         i2s!("i2s_16x512_m1_d0_s7", 16, 512, 1),
         i2s!("i2s_64x2560_m1_d0_s7", 64, 2560, 1),
@@ -221,9 +257,18 @@ mod vectors {
             (
                 $rows,
                 $cols,
-                include_bytes!(concat!("../../tests/data/vectors/tq/", $name, ".input.f32")) as &[u8],
-                include_bytes!(concat!("../../tests/data/vectors/tq/", $name, ".packed.bin")) as &[u8],
-                include_bytes!(concat!("../../tests/data/vectors/tq/", $name, ".dequant.f32")) as &[u8],
+                include_bytes!(concat!("../../tests/data/vectors/tq/", $name, ".input.f32"))
+                    as &[u8],
+                include_bytes!(concat!(
+                    "../../tests/data/vectors/tq/",
+                    $name,
+                    ".packed.bin"
+                )) as &[u8],
+                include_bytes!(concat!(
+                    "../../tests/data/vectors/tq/",
+                    $name,
+                    ".dequant.f32"
+                )) as &[u8],
             )
         };
     }
@@ -246,7 +291,9 @@ mod vectors {
 }
 
 fn f32s(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn golden(format: Format, exec: &Exec) -> Result<Outcome, String> {
@@ -261,7 +308,9 @@ fn golden(format: Format, exec: &Exec) -> Result<Outcome, String> {
                 if format == Format::I2s {
                     let repacked = I2s::quantize(&weights, rows, cols).map_err(err)?;
                     if repacked.bytes() != packed {
-                        return Ok(Outcome::Fail(format!("{rows}x{cols}: packing differs from bitnet.cpp")));
+                        return Ok(Outcome::Fail(format!(
+                            "{rows}x{cols}: packing differs from bitnet.cpp"
+                        )));
                     }
                     tensor.dequantize(&mut w).map_err(err)?;
                     tensor.gemm_i8(&x, tokens, &mut got, exec).map_err(err)?;
@@ -271,31 +320,55 @@ fn golden(format: Format, exec: &Exec) -> Result<Outcome, String> {
                     q.gemm_i8(&x, tokens, &mut got, exec).map_err(err)?;
                 }
                 if bits(&w) != bits(&weights) {
-                    return Ok(Outcome::Fail(format!("{rows}x{cols}: unpacked weights differ")));
+                    return Ok(Outcome::Fail(format!(
+                        "{rows}x{cols}: unpacked weights differ"
+                    )));
                 }
                 if bits(&got) != bits(&y) {
-                    return Ok(Outcome::Fail(format!("{rows}x{cols}: GEMV differs from bitnet.cpp")));
+                    return Ok(Outcome::Fail(format!(
+                        "{rows}x{cols}: GEMV differs from bitnet.cpp"
+                    )));
                 }
                 n += 1;
             }
         }
         Format::Tq2_0 | Format::Tq1_0 => {
-            let cases = if format == Format::Tq2_0 { &vectors::TQ2 } else { &vectors::TQ1 };
+            let cases = if format == Format::Tq2_0 {
+                &vectors::TQ2
+            } else {
+                &vectors::TQ1
+            };
             for &(rows, cols, input, packed, dequant) in cases {
                 let input = f32s(input);
                 let mut w = vec![0f32; rows * cols];
                 let repacked = if format == Format::Tq2_0 {
-                    Tq2_0::new(rows, cols, packed).map_err(err)?.dequantize(&mut w).map_err(err)?;
-                    Tq2_0::quantize(&input, rows, cols).map_err(err)?.bytes().to_vec()
+                    Tq2_0::new(rows, cols, packed)
+                        .map_err(err)?
+                        .dequantize(&mut w)
+                        .map_err(err)?;
+                    Tq2_0::quantize(&input, rows, cols)
+                        .map_err(err)?
+                        .bytes()
+                        .to_vec()
                 } else {
-                    Tq1_0::new(rows, cols, packed).map_err(err)?.dequantize(&mut w).map_err(err)?;
-                    Tq1_0::quantize(&input, rows, cols).map_err(err)?.bytes().to_vec()
+                    Tq1_0::new(rows, cols, packed)
+                        .map_err(err)?
+                        .dequantize(&mut w)
+                        .map_err(err)?;
+                    Tq1_0::quantize(&input, rows, cols)
+                        .map_err(err)?
+                        .bytes()
+                        .to_vec()
                 };
                 if repacked != packed {
-                    return Ok(Outcome::Fail(format!("{rows}x{cols}: packing differs from gguf-py")));
+                    return Ok(Outcome::Fail(format!(
+                        "{rows}x{cols}: packing differs from gguf-py"
+                    )));
                 }
                 if bits(&w) != bits(&f32s(dequant)) {
-                    return Ok(Outcome::Fail(format!("{rows}x{cols}: dequantized values differ")));
+                    return Ok(Outcome::Fail(format!(
+                        "{rows}x{cols}: dequantized values differ"
+                    )));
                 }
                 n += 1;
             }

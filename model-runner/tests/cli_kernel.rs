@@ -20,7 +20,11 @@ fn tmp(name: &str) -> PathBuf {
 
 fn ok(cmd: &mut Command) {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs a failing command: exit code 2, exactly one stderr line, `out` not created.
@@ -42,9 +46,24 @@ struct I2sCase {
 }
 
 const I2S: [I2sCase; 3] = [
-    I2sCase { name: "i2s_16x512_m1_d0_s7", rows: 16, cols: 512, tokens: 1 },
-    I2sCase { name: "i2s_40x2560_m4_d0_s7", rows: 40, cols: 2560, tokens: 4 },
-    I2sCase { name: "i2s_20x1024_m2_d2_s7", rows: 20, cols: 1024, tokens: 2 },
+    I2sCase {
+        name: "i2s_16x512_m1_d0_s7",
+        rows: 16,
+        cols: 512,
+        tokens: 1,
+    },
+    I2sCase {
+        name: "i2s_40x2560_m4_d0_s7",
+        rows: 40,
+        cols: 2560,
+        tokens: 4,
+    },
+    I2sCase {
+        name: "i2s_20x1024_m2_d2_s7",
+        rows: 20,
+        cols: 1024,
+        tokens: 2,
+    },
 ];
 
 #[test]
@@ -55,11 +74,33 @@ fn i2s_verbs_reproduce_bitnet_cpp() {
         let (rows, cols) = (c.rows.to_string(), c.cols.to_string());
         let shape = ["--format", "i2s", "--rows", &rows, "--cols", &cols];
         let packed = tmp(&format!("{}.packed", c.name));
-        ok(bitnet().args(["kernel", "pack"]).args(shape).arg("--input").arg(f("weights.f32")).arg("--out").arg(&packed));
-        assert_eq!(std::fs::read(&packed).unwrap(), std::fs::read(f("packed.bin")).unwrap(), "{}", c.name);
+        ok(bitnet()
+            .args(["kernel", "pack"])
+            .args(shape)
+            .arg("--input")
+            .arg(f("weights.f32"))
+            .arg("--out")
+            .arg(&packed));
+        assert_eq!(
+            std::fs::read(&packed).unwrap(),
+            std::fs::read(f("packed.bin")).unwrap(),
+            "{}",
+            c.name
+        );
         let unpacked = tmp(&format!("{}.w", c.name));
-        ok(bitnet().args(["kernel", "unpack"]).args(shape).arg("--input").arg(f("packed.bin")).arg("--out").arg(&unpacked));
-        assert_eq!(std::fs::read(&unpacked).unwrap(), std::fs::read(f("weights.f32")).unwrap(), "{}", c.name);
+        ok(bitnet()
+            .args(["kernel", "unpack"])
+            .args(shape)
+            .arg("--input")
+            .arg(f("packed.bin"))
+            .arg("--out")
+            .arg(&unpacked));
+        assert_eq!(
+            std::fs::read(&unpacked).unwrap(),
+            std::fs::read(f("weights.f32")).unwrap(),
+            "{}",
+            c.name
+        );
         for isa in ["scalar", "auto"] {
             let y = tmp(&format!("{}.{isa}.y", c.name));
             ok(bitnet()
@@ -72,7 +113,12 @@ fn i2s_verbs_reproduce_bitnet_cpp() {
                 .args(["--tokens", &c.tokens.to_string(), "--isa", isa, "-t", "2"])
                 .arg("--out")
                 .arg(&y));
-            assert_eq!(std::fs::read(&y).unwrap(), std::fs::read(f("y.f32")).unwrap(), "{} on {isa}", c.name);
+            assert_eq!(
+                std::fs::read(&y).unwrap(),
+                std::fs::read(f("y.f32")).unwrap(),
+                "{} on {isa}",
+                c.name
+            );
         }
     }
 }
@@ -90,11 +136,31 @@ fn tq_verbs_reproduce_gguf_py() {
         let (rows, cols) = (rows.to_string(), cols.to_string());
         let shape = ["--format", fmt, "--rows", &rows, "--cols", &cols];
         let packed = tmp(&format!("{name}.packed"));
-        ok(bitnet().args(["kernel", "pack"]).args(shape).arg("--input").arg(f("input.f32")).arg("--out").arg(&packed));
-        assert_eq!(std::fs::read(&packed).unwrap(), std::fs::read(f("packed.bin")).unwrap(), "{name}");
+        ok(bitnet()
+            .args(["kernel", "pack"])
+            .args(shape)
+            .arg("--input")
+            .arg(f("input.f32"))
+            .arg("--out")
+            .arg(&packed));
+        assert_eq!(
+            std::fs::read(&packed).unwrap(),
+            std::fs::read(f("packed.bin")).unwrap(),
+            "{name}"
+        );
         let w = tmp(&format!("{name}.w"));
-        ok(bitnet().args(["kernel", "unpack"]).args(shape).arg("--input").arg(f("packed.bin")).arg("--out").arg(&w));
-        assert_eq!(std::fs::read(&w).unwrap(), std::fs::read(f("dequant.f32")).unwrap(), "{name}");
+        ok(bitnet()
+            .args(["kernel", "unpack"])
+            .args(shape)
+            .arg("--input")
+            .arg(f("packed.bin"))
+            .arg("--out")
+            .arg(&w));
+        assert_eq!(
+            std::fs::read(&w).unwrap(),
+            std::fs::read(f("dequant.f32")).unwrap(),
+            "{name}"
+        );
     }
 }
 
@@ -106,25 +172,50 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
     let out = tmp("never.f32");
     let gemv = |format: &str, rows: &str, cols: &str| {
         let mut c = bitnet();
-        c.args(["kernel", "gemv", "--format", format, "--rows", rows, "--cols", cols])
-            .arg("--weights")
-            .arg(&packed)
-            .arg("--input")
-            .arg(&x)
-            .arg("--out")
-            .arg(&out);
+        c.args([
+            "kernel", "gemv", "--format", format, "--rows", rows, "--cols", cols,
+        ])
+        .arg("--weights")
+        .arg(&packed)
+        .arg("--input")
+        .arg(&x)
+        .arg("--out")
+        .arg(&out);
         c
     };
     fails(&mut gemv("i2s", "17", "512"), &out, "expected exactly");
     fails(&mut gemv("i2s", "16", "500"), &out, "multiple of 128");
     fails(&mut gemv("q4_0", "16", "512"), &out, "unknown format");
     fails(&mut gemv("i2s", "0", "512"), &out, "zero dimension");
-    fails(gemv("i2s", "16", "512").args(["--tokens", "2"]), &out, "needs 1024 f32");
-    fails(gemv("i2s", "16", "512").args(["--isa", "neon"]), &out, "unknown ISA");
-    fails(gemv("i2s", "16", "512").args(["--scale", "2"]), &out, "qk256 only");
+    fails(
+        gemv("i2s", "16", "512").args(["--tokens", "2"]),
+        &out,
+        "needs 1024 f32",
+    );
+    fails(
+        gemv("i2s", "16", "512").args(["--isa", "neon"]),
+        &out,
+        "unknown ISA",
+    );
+    fails(
+        gemv("i2s", "16", "512").args(["--scale", "2"]),
+        &out,
+        "qk256 only",
+    );
     fails(
         bitnet()
-            .args(["kernel", "unpack", "--format", "tq2_0", "--rows", "1", "--cols", "256", "--input", "/nonexistent/p.bin"])
+            .args([
+                "kernel",
+                "unpack",
+                "--format",
+                "tq2_0",
+                "--rows",
+                "1",
+                "--cols",
+                "256",
+                "--input",
+                "/nonexistent/p.bin",
+            ])
             .arg("--out")
             .arg(&out),
         &out,
@@ -132,7 +223,9 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
     );
     fails(
         bitnet()
-            .args(["kernel", "pack", "--format", "tq1_0", "--rows", "3", "--cols", "256"])
+            .args([
+                "kernel", "pack", "--format", "tq1_0", "--rows", "3", "--cols", "256",
+            ])
             .arg("--input")
             .arg(&x)
             .arg("--out")
@@ -143,7 +236,9 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
     let dir_out = tmp("no-such-dir").join("y.f32");
     fails(
         bitnet()
-            .args(["kernel", "gemv", "--format", "i2s", "--rows", "16", "--cols", "512"])
+            .args([
+                "kernel", "gemv", "--format", "i2s", "--rows", "16", "--cols", "512",
+            ])
             .arg("--weights")
             .arg(&packed)
             .arg("--input")
@@ -157,8 +252,15 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
 
 #[test]
 fn selftest_passes_on_this_cpu() {
-    let o = bitnet().args(["kernel", "selftest", "-t", "2"]).output().unwrap();
+    let o = bitnet()
+        .args(["kernel", "selftest", "-t", "2"])
+        .output()
+        .unwrap();
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{s}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{s}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(s.contains(" 0 failed"), "{s}");
 }

@@ -27,7 +27,9 @@ impl SplitMix64 {
 
     /// `n` codes uniform in `0..=max`.
     pub fn codes(&mut self, n: usize, max: u8) -> Vec<u8> {
-        (0..n).map(|_| (self.next() % (u64::from(max) + 1)) as u8).collect()
+        (0..n)
+            .map(|_| (self.next() % (u64::from(max) + 1)) as u8)
+            .collect()
     }
 
     /// `n` values uniform in `[lo, hi)`.

@@ -23,8 +23,15 @@ impl Arbitrary for Ternary {
         let n = rows * (blocks * 256 + extra);
         let codes = (0..n).map(|_| u8::arbitrary(g) % 3).collect();
         // Powers of two times small odd numbers survive f16 exactly.
-        let scale = f32::from(u8::arbitrary(g) % 7 * 2 + 1) * 2f32.powi(i32::from(i8::arbitrary(g) % 8));
-        Ternary { rows, blocks, extra, codes, scale }
+        let scale =
+            f32::from(u8::arbitrary(g) % 7 * 2 + 1) * 2f32.powi(i32::from(i8::arbitrary(g) % 8));
+        Ternary {
+            rows,
+            blocks,
+            extra,
+            codes,
+            scale,
+        }
     }
 }
 
@@ -32,10 +39,15 @@ impl Ternary {
     /// The codes of a `rows x cols` prefix-shaped matrix (`cols` = whole blocks, or + extra).
     fn codes_for(&self, cols: usize) -> Vec<u8> {
         let full = self.blocks * 256 + self.extra;
-        (0..self.rows).flat_map(|r| self.codes[r * full..r * full + cols].iter().copied()).collect()
+        (0..self.rows)
+            .flat_map(|r| self.codes[r * full..r * full + cols].iter().copied())
+            .collect()
     }
     fn values(&self, codes: &[u8]) -> Vec<f32> {
-        codes.iter().map(|&c| (c as i32 - 1) as f32 * self.scale).collect()
+        codes
+            .iter()
+            .map(|&c| (c as i32 - 1) as f32 * self.scale)
+            .collect()
     }
 }
 
@@ -66,7 +78,9 @@ fn i2s_roundtrip(t: Ternary) -> bool {
 fn qk256_roundtrip(t: Ternary) -> bool {
     let cols = t.blocks * 256 + t.extra;
     let codes = t.codes_for(cols);
-    let m = I2SQk256NoScale::from_codes(&codes, t.rows, cols).unwrap().with_scale(t.scale);
+    let m = I2SQk256NoScale::from_codes(&codes, t.rows, cols)
+        .unwrap()
+        .with_scale(t.scale);
     unpacked(&m) == codes && dequantized(&m) == t.values(&codes)
 }
 
@@ -74,39 +88,53 @@ fn tq2_roundtrip(t: Ternary) -> bool {
     let cols = t.blocks * 256;
     let codes = t.codes_for(cols);
     let values = t.values(&codes);
-    let by_codes = Tq2_0::from_codes(&codes, &vec![t.scale; t.rows * t.blocks], t.rows, cols).unwrap();
+    let by_codes =
+        Tq2_0::from_codes(&codes, &vec![t.scale; t.rows * t.blocks], t.rows, cols).unwrap();
     let by_values = Tq2_0::quantize(&values, t.rows, cols).unwrap();
     // A block whose codes are all 1 quantizes to d = 0, which is the same values.
-    unpacked(&by_codes) == codes && unpacked(&by_values) == codes && dequantized(&by_values) == values
+    unpacked(&by_codes) == codes
+        && unpacked(&by_values) == codes
+        && dequantized(&by_values) == values
 }
 
 fn tq1_roundtrip(t: Ternary) -> bool {
     let cols = t.blocks * 256;
     let codes = t.codes_for(cols);
     let values = t.values(&codes);
-    let by_codes = Tq1_0::from_codes(&codes, &vec![t.scale; t.rows * t.blocks], t.rows, cols).unwrap();
+    let by_codes =
+        Tq1_0::from_codes(&codes, &vec![t.scale; t.rows * t.blocks], t.rows, cols).unwrap();
     let by_values = Tq1_0::quantize(&values, t.rows, cols).unwrap();
-    unpacked(&by_codes) == codes && unpacked(&by_values) == codes && dequantized(&by_values) == values
+    unpacked(&by_codes) == codes
+        && unpacked(&by_values) == codes
+        && dequantized(&by_values) == values
 }
 
 const TESTS: u64 = 200;
 
 #[test]
 fn quickcheck_i2s_pack_unpack_is_identity() {
-    QuickCheck::new().tests(TESTS).quickcheck(i2s_roundtrip as fn(Ternary) -> bool);
+    QuickCheck::new()
+        .tests(TESTS)
+        .quickcheck(i2s_roundtrip as fn(Ternary) -> bool);
 }
 
 #[test]
 fn quickcheck_qk256_pack_unpack_is_identity() {
-    QuickCheck::new().tests(TESTS).quickcheck(qk256_roundtrip as fn(Ternary) -> bool);
+    QuickCheck::new()
+        .tests(TESTS)
+        .quickcheck(qk256_roundtrip as fn(Ternary) -> bool);
 }
 
 #[test]
 fn quickcheck_tq2_0_pack_unpack_is_identity() {
-    QuickCheck::new().tests(TESTS).quickcheck(tq2_roundtrip as fn(Ternary) -> bool);
+    QuickCheck::new()
+        .tests(TESTS)
+        .quickcheck(tq2_roundtrip as fn(Ternary) -> bool);
 }
 
 #[test]
 fn quickcheck_tq1_0_pack_unpack_is_identity() {
-    QuickCheck::new().tests(TESTS).quickcheck(tq1_roundtrip as fn(Ternary) -> bool);
+    QuickCheck::new()
+        .tests(TESTS)
+        .quickcheck(tq1_roundtrip as fn(Ternary) -> bool);
 }

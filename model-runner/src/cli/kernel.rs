@@ -103,11 +103,31 @@ pub(crate) enum Act {
 
 pub(crate) fn run(cmd: KernelCmd) -> CliResult {
     match cmd {
-        KernelCmd::Pack { shape, input, out, absmean } => pack(&shape, &input, &out, absmean),
-        KernelCmd::Unpack { shape, input, out, scale } => unpack(&shape, &input, &out, scale),
-        KernelCmd::Gemv { shape, weights, input, tokens, out, act, isa, threads, scale } => {
-            gemv(&shape, &weights, &input, tokens, &out, act, &isa, threads, scale)
-        }
+        KernelCmd::Pack {
+            shape,
+            input,
+            out,
+            absmean,
+        } => pack(&shape, &input, &out, absmean),
+        KernelCmd::Unpack {
+            shape,
+            input,
+            out,
+            scale,
+        } => unpack(&shape, &input, &out, scale),
+        KernelCmd::Gemv {
+            shape,
+            weights,
+            input,
+            tokens,
+            out,
+            act,
+            isa,
+            threads,
+            scale,
+        } => gemv(
+            &shape, &weights, &input, tokens, &out, act, &isa, threads, scale,
+        ),
         KernelCmd::Selftest { threads } => run_selftest(threads),
     }
 }
@@ -126,7 +146,9 @@ fn read_f32(path: &Path, expected: usize, what: &str) -> Result<Vec<f32>, String
             expected.saturating_mul(4)
         ));
     }
-    Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it: never a partial file.
@@ -151,7 +173,9 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 
 fn format_and_len(shape: &Shape) -> Result<(Format, usize), String> {
     let format = Format::parse(&shape.format).map_err(|e| e.to_string())?;
-    let len = format.packed_len(shape.rows, shape.cols).map_err(|e| e.to_string())?;
+    let len = format
+        .packed_len(shape.rows, shape.cols)
+        .map_err(|e| e.to_string())?;
     Ok((format, len))
 }
 
@@ -164,12 +188,22 @@ fn pack(shape: &Shape, input: &Path, out: &Path, absmean: bool) -> CliResult {
         let (codes, s) = absmean_ternary(&w);
         eprintln!("absmean scale {s}");
         match format {
-            Format::I2s => I2s::from_codes(&codes, rows, cols, s).map_err(e)?.bytes().to_vec(),
-            Format::Qk256 => I2SQk256NoScale::from_codes(&codes, rows, cols).map_err(e)?.qs().to_vec(),
-            Format::Tq2_0 => {
-                Tq2_0::from_codes(&codes, &vec![s; rows * cols / 256], rows, cols).map_err(e)?.bytes().to_vec()
-            }
-            _ => Tq1_0::from_codes(&codes, &vec![s; rows * cols / 256], rows, cols).map_err(e)?.bytes().to_vec(),
+            Format::I2s => I2s::from_codes(&codes, rows, cols, s)
+                .map_err(e)?
+                .bytes()
+                .to_vec(),
+            Format::Qk256 => I2SQk256NoScale::from_codes(&codes, rows, cols)
+                .map_err(e)?
+                .qs()
+                .to_vec(),
+            Format::Tq2_0 => Tq2_0::from_codes(&codes, &vec![s; rows * cols / 256], rows, cols)
+                .map_err(e)?
+                .bytes()
+                .to_vec(),
+            _ => Tq1_0::from_codes(&codes, &vec![s; rows * cols / 256], rows, cols)
+                .map_err(e)?
+                .bytes()
+                .to_vec(),
         }
     } else {
         match format {
@@ -177,10 +211,23 @@ fn pack(shape: &Shape, input: &Path, out: &Path, absmean: bool) -> CliResult {
             Format::Qk256 => {
                 // bitnet.cpp's sign rule; the scale (max|w|) travels beside the codes.
                 let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let codes: Vec<u8> =
-                    w.iter().map(|&v| if v.abs() < 1e-6 { 1 } else if v > 0.0 { 2 } else { 0 }).collect();
+                let codes: Vec<u8> = w
+                    .iter()
+                    .map(|&v| {
+                        if v.abs() < 1e-6 {
+                            1
+                        } else if v > 0.0 {
+                            2
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
                 eprintln!("qk256 scale {scale} (pass it to unpack/gemv with --scale)");
-                I2SQk256NoScale::from_codes(&codes, rows, cols).map_err(e)?.qs().to_vec()
+                I2SQk256NoScale::from_codes(&codes, rows, cols)
+                    .map_err(e)?
+                    .qs()
+                    .to_vec()
             }
             Format::Tq2_0 => Tq2_0::quantize(&w, rows, cols).map_err(e)?.bytes().to_vec(),
             _ => Tq1_0::quantize(&w, rows, cols).map_err(e)?.bytes().to_vec(),
@@ -189,16 +236,27 @@ fn pack(shape: &Shape, input: &Path, out: &Path, absmean: bool) -> CliResult {
     write_atomic(out, &bytes)
 }
 
-fn load<'a>(shape: &Shape, bytes: &'a [u8], scale: Option<f32>) -> Result<Box<dyn TernaryMatrix + 'a>, String> {
+fn load<'a>(
+    shape: &Shape,
+    bytes: &'a [u8],
+    scale: Option<f32>,
+) -> Result<Box<dyn TernaryMatrix + 'a>, String> {
     let (format, _) = format_and_len(shape)?;
     if scale.is_some() && format != Format::Qk256 {
-        return Err(format!("--scale applies to qk256 only ({format} stores its scales)"));
+        return Err(format!(
+            "--scale applies to qk256 only ({format} stores its scales)"
+        ));
     }
     let (rows, cols) = (shape.rows, shape.cols);
     let e = |e: bitnet_kernels::KernelError| format!("weights: {e}");
     Ok(match format {
         Format::I2s => Box::new(I2s::new(rows, cols, bytes).map_err(e)?),
-        Format::Qk256 => Box::new(I2SQk256NoScale::new(rows, cols, bytes).map_err(e)?.try_with_scale(scale.unwrap_or(1.0)).map_err(e)?),
+        Format::Qk256 => Box::new(
+            I2SQk256NoScale::new(rows, cols, bytes)
+                .map_err(e)?
+                .try_with_scale(scale.unwrap_or(1.0))
+                .map_err(e)?,
+        ),
         Format::Tq2_0 => Box::new(Tq2_0::new(rows, cols, bytes).map_err(e)?),
         _ => Box::new(Tq1_0::new(rows, cols, bytes).map_err(e)?),
     })
@@ -224,13 +282,19 @@ fn gemv(
     threads: usize,
     scale: Option<f32>,
 ) -> CliResult {
-    let exec = Isa::parse(isa).and_then(|i| Exec::new(i, threads)).map_err(|e| e.to_string())?;
+    let exec = Isa::parse(isa)
+        .and_then(|i| Exec::new(i, threads))
+        .map_err(|e| e.to_string())?;
     if tokens == 0 {
         return Err("--tokens must be at least 1".into());
     }
     let bytes = read(weights)?;
     let m = load(shape, &bytes, scale).map_err(|e| format!("{}: {e}", weights.display()))?;
-    let x = read_f32(input, tokens.saturating_mul(shape.cols), &format!("{tokens} tokens x {} cols", shape.cols))?;
+    let x = read_f32(
+        input,
+        tokens.saturating_mul(shape.cols),
+        &format!("{tokens} tokens x {} cols", shape.cols),
+    )?;
     let mut y = vec![0f32; tokens * shape.rows];
     match act {
         Act::I8 => m.gemm_i8(&x, tokens, &mut y, &exec),
@@ -245,8 +309,14 @@ fn run_selftest(threads: usize) -> CliResult {
         return Err("--threads must be at least 1".into());
     }
     let isas = Isa::available();
-    println!("bitnet kernel selftest: {} thread(s); ISAs on this CPU: {}", threads, names(&isas));
-    println!("reference: bitnet-reference (scalar twin); golden vectors: bitnet.cpp (I2_S), gguf-py (TQ1_0/TQ2_0)\n");
+    println!(
+        "bitnet kernel selftest: {} thread(s); ISAs on this CPU: {}",
+        threads,
+        names(&isas)
+    );
+    println!(
+        "reference: bitnet-reference (scalar twin); golden vectors: bitnet.cpp (I2_S), gguf-py (TQ1_0/TQ2_0)\n"
+    );
     let rows = selftest::run(threads);
     let w0 = 22;
     let wc = 30;
@@ -272,7 +342,11 @@ fn run_selftest(threads: usize) -> CliResult {
     }
     let total: usize = rows.iter().map(|r| r.outcomes.len()).sum();
     println!("\n{} passed, {} failed", total - failures, failures);
-    if failures == 0 { Ok(()) } else { Err(format!("selftest: {failures} check(s) failed")) }
+    if failures == 0 {
+        Ok(())
+    } else {
+        Err(format!("selftest: {failures} check(s) failed"))
+    }
 }
 
 fn names(isas: &[Isa]) -> String {
