@@ -21,9 +21,9 @@ pub mod i2s;
 pub mod q8k;
 pub mod qk256;
 pub mod ternary;
+pub mod testdata;
 pub mod tq1_0;
 pub mod tq2_0;
-pub mod testdata;
 
 pub use act::{ActI8, quantize_activations_i8};
 pub use i2s::{
