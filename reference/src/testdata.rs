@@ -12,7 +12,7 @@ impl SplitMix64 {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -22,13 +22,13 @@ impl SplitMix64 {
 
     /// Uniform in `[lo, hi)` with 24 random bits.
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
+        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
     }
 
     /// `n` codes uniform in `0..=max`.
     pub fn codes(&mut self, n: usize, max: u8) -> Vec<u8> {
         (0..n)
-            .map(|_| (self.next() % (u64::from(max) + 1)) as u8)
+            .map(|_| (self.next_u64() % (u64::from(max) + 1)) as u8)
             .collect()
     }
 

@@ -79,7 +79,7 @@ proptest! {
         scale in 0.001f32..10.0,
     ) {
         let mut rng = SplitMix64::new(seed);
-        let codes: Vec<u8> = (0..rows * cols).map(|_| (rng.next() % 3) as u8).collect();
+        let codes: Vec<u8> = (0..rows * cols).map(|_| (rng.next_u64() % 3) as u8).collect();
         let x: Vec<f32> = (0..cols).map(|_| rng.uniform(-8.0, 8.0)).collect();
         let qs = bitnet_reference::pack_qk256(&codes, rows, cols);
         let m = I2SQk256NoScale::new(rows, cols, &qs[..]).unwrap().with_scale(scale);
