@@ -265,6 +265,22 @@ pub(crate) fn gemm_i2(
     let k = exec.kernels()?;
     let nblk = stride / BLOCK_BYTES;
     debug_assert!(nblk * BLOCK <= a.stride);
+    // Activations in the order this ISA's kernel reads them (once per token, not per row).
+    let arranged;
+    let q: &[i8] = match k.i2_arrange {
+        Some(arrange) => {
+            let mut buf = vec![0i8; a.q.len()];
+            for (src, dst) in
+                a.q.chunks_exact(a.stride)
+                    .zip(buf.chunks_exact_mut(a.stride))
+            {
+                arrange(src, dst);
+            }
+            arranged = buf;
+            &arranged
+        }
+        None => &a.q,
+    };
     exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
         let nr = out.len() / tokens;
         let mut r = 0;
@@ -277,7 +293,7 @@ pub(crate) fn gemm_i2(
                     w,
                     stride,
                     nblk,
-                    &a.q[t * a.stride..(t + 1) * a.stride],
+                    &q[t * a.stride..(t + 1) * a.stride],
                     &mut s[..m],
                 );
                 for (i, &si) in s[..m].iter().enumerate() {

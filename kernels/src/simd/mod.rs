@@ -16,8 +16,12 @@ use crate::isa::Isa;
 /// Inner kernels of one ISA.
 pub(crate) struct KernelTable {
     /// `out[i] = Σ_{j < nblk*128} code(row i, j) · q[j]` for `out.len()` (1..=4) rows of
-    /// 128-element I2_S blocks, the rows `stride` bytes apart starting at `w[0]`.
+    /// 128-element I2_S blocks, the rows `stride` bytes apart starting at `w[0]`. `q` is in
+    /// the layout made by `i2_arrange` (when the ISA has one), else in element order.
     pub i2_dot: fn(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]),
+    /// Rearranges one token's activations (a multiple of 256 long) into the order `i2_dot`
+    /// reads them, once per token; `None` where element order is what the kernel reads.
+    pub i2_arrange: Option<fn(q: &[i8], out: &mut [i8])>,
     /// `out[b] = Σ_j code(block b, j) · a[b].qs[j]` over `out.len()` TQ2_0 blocks of `row`.
     pub tq2_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
     /// The same for TQ1_0 blocks.

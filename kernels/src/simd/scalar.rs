@@ -6,6 +6,7 @@ use crate::format::{i2s, tq1_0, tq2_0};
 
 pub(crate) static TABLE: KernelTable = KernelTable {
     i2_dot,
+    i2_arrange: None,
     tq2_dot,
     tq1_dot,
     absmax_bits,

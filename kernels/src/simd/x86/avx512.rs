@@ -21,70 +21,98 @@ unsafe fn load_pair(lo: *const u8, hi: *const u8) -> __m512i {
     }
 }
 
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn i2_rows<const M: usize>(
-    w: *const u8,
-    stride: usize,
-    nblk: usize,
-    q: *const i8,
-) -> [i32; M] {
-    let mask = _mm512_set1_epi8(3);
-    let mut acc = [_mm512_setzero_si512(); M];
-    let pairs = nblk / 2;
-    for p in 0..pairs {
-        // SAFETY: 256 activations at q + p*256 (caller checked nblk * 128).
-        let qv = unsafe {
-            let qp = q.add(p * 256) as *const u8;
-            [
-                load_pair(qp, qp.add(128)),
-                load_pair(qp.add(32), qp.add(160)),
-                load_pair(qp.add(64), qp.add(192)),
-                load_pair(qp.add(96), qp.add(224)),
-            ]
-        };
-        for (r, a) in acc.iter_mut().enumerate() {
-            let ptr = w.wrapping_add(r * stride + p * 64);
-            // Prefetch never faults, so the address may run past the slice.
-            _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(PREFETCH) as *const i8);
-            // SAFETY: blocks 2p and 2p+1 of row r lie within the checked weight bounds.
-            let v = unsafe { _mm512_loadu_si512(ptr as *const __m512i) };
-            *a = _mm512_dpbusd_epi32(*a, _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask), qv[0]);
-            *a = _mm512_dpbusd_epi32(*a, _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask), qv[1]);
-            *a = _mm512_dpbusd_epi32(*a, _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask), qv[2]);
-            *a = _mm512_dpbusd_epi32(*a, _mm512_and_si512(v, mask), qv[3]);
+/// Activation layout for [`i2_dot`]: for each 256-element pair of I2_S blocks and each
+/// group `g < 4`, the 32 activations of block A's group `g` followed by block B's — the order
+/// in which one 64-byte weight load's lanes meet them. Safe, plain byte moves.
+pub(super) fn arrange_pairs(q: &[i8], out: &mut [i8]) {
+    for (src, dst) in q.chunks_exact(256).zip(out.chunks_exact_mut(256)) {
+        for g in 0..4 {
+            dst[g * 64..g * 64 + 32].copy_from_slice(&src[g * 32..g * 32 + 32]);
+            dst[g * 64 + 32..g * 64 + 64].copy_from_slice(&src[128 + g * 32..128 + g * 32 + 32]);
         }
     }
-    let mut out = acc.map(|a| _mm512_reduce_add_epi32(a));
-    if nblk % 2 == 1 {
-        let b = nblk - 1;
-        let m = _mm256_set1_epi8(3);
-        // SAFETY: the last block of each row and its 128 activations are within bounds.
-        unsafe {
-            let qp = q.add(b * 128) as *const u8;
-            let qv = [0, 32, 64, 96].map(|o| _mm256_loadu_si256(qp.add(o) as *const __m256i));
-            for (r, o) in out.iter_mut().enumerate() {
-                let v = _mm256_loadu_si256(w.add(r * stride + b * 32) as *const __m256i);
-                let mut a = _mm256_dpbusd_epi32(
-                    _mm256_setzero_si256(),
-                    _mm256_and_si256(_mm256_srli_epi16::<6>(v), m),
-                    qv[0],
-                );
-                a = _mm256_dpbusd_epi32(a, _mm256_and_si256(_mm256_srli_epi16::<4>(v), m), qv[1]);
-                a = _mm256_dpbusd_epi32(a, _mm256_and_si256(_mm256_srli_epi16::<2>(v), m), qv[2]);
-                a = _mm256_dpbusd_epi32(a, _mm256_and_si256(v, m), qv[3]);
-                *o += hsum256(a);
-            }
-        }
-    }
-    out
 }
 
-/// See [`crate::simd::KernelTable::i2_dot`].
+/// One row, streamed front to back (DRAM-friendly: rows are contiguous, so consecutive calls
+/// read one sequential stream), with one accumulator per group. Groups are isolated by
+/// masking in place (`0xC0`, `0x30`, `0x0C`, `0x03`), without shifting: accumulator `g` then
+/// holds exactly `4^(3-g) · S_g` (every product is a multiple of it, and |lane| stays far
+/// below 2³¹: 192·128·4 per pair), so one exact arithmetic shift per accumulator at the end
+/// recovers `S_g`. That saves three shifts per 64 bytes of weights.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn i2_row(w: *const u8, nblk: usize, q: *const i8) -> i32 {
+    let m0 = _mm512_set1_epi8(0xC0u8 as i8);
+    let m1 = _mm512_set1_epi8(0x30);
+    let m2 = _mm512_set1_epi8(0x0C);
+    let m3 = _mm512_set1_epi8(0x03);
+    let mut acc = [_mm512_setzero_si512(); 4];
+    let pairs = nblk / 2;
+    for p in 0..pairs {
+        let ptr = w.wrapping_add(p * 64);
+        // Prefetch never faults, so the address may run past the slice.
+        _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(PREFETCH) as *const i8);
+        // SAFETY: pair p of the row and its 256 arranged activations are in bounds (caller).
+        unsafe {
+            let v = _mm512_loadu_si512(ptr as *const __m512i);
+            let qp = q.add(p * 256) as *const __m512i;
+            acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_and_si512(v, m0), _mm512_loadu_si512(qp));
+            acc[1] = _mm512_dpbusd_epi32(
+                acc[1],
+                _mm512_and_si512(v, m1),
+                _mm512_loadu_si512(qp.add(1)),
+            );
+            acc[2] = _mm512_dpbusd_epi32(
+                acc[2],
+                _mm512_and_si512(v, m2),
+                _mm512_loadu_si512(qp.add(2)),
+            );
+            acc[3] = _mm512_dpbusd_epi32(
+                acc[3],
+                _mm512_and_si512(v, m3),
+                _mm512_loadu_si512(qp.add(3)),
+            );
+        }
+    }
+    let sum = _mm512_add_epi32(
+        _mm512_add_epi32(
+            _mm512_srai_epi32::<6>(acc[0]),
+            _mm512_srai_epi32::<4>(acc[1]),
+        ),
+        _mm512_add_epi32(_mm512_srai_epi32::<2>(acc[2]), acc[3]),
+    );
+    let mut total = _mm512_reduce_add_epi32(sum);
+    if nblk % 2 == 1 {
+        // The odd last block: its activations sit in element order at the end, since a
+        // trailing half pair is never rearranged (see `arrange_pairs` callers: rows of an odd
+        // block count only occur in I2_S, whose activations are padded to 256 and arranged
+        // per whole 256; the half pair's group g then sits at g*64 within the pair).
+        let b = nblk - 1;
+        let m = _mm256_set1_epi8(3);
+        // SAFETY: the last block and the first half of its arranged pair are in bounds.
+        unsafe {
+            let v = _mm256_loadu_si256(w.add(b * 32) as *const __m256i);
+            let qp = q.add(pairs * 256) as *const u8;
+            let ld = |g: usize| _mm256_loadu_si256(qp.add(g * 64) as *const __m256i);
+            let mut a = _mm256_dpbusd_epi32(
+                _mm256_setzero_si256(),
+                _mm256_and_si256(_mm256_srli_epi16::<6>(v), m),
+                ld(0),
+            );
+            a = _mm256_dpbusd_epi32(a, _mm256_and_si256(_mm256_srli_epi16::<4>(v), m), ld(1));
+            a = _mm256_dpbusd_epi32(a, _mm256_and_si256(_mm256_srli_epi16::<2>(v), m), ld(2));
+            a = _mm256_dpbusd_epi32(a, _mm256_and_si256(v, m), ld(3));
+            total += hsum256(a);
+        }
+    }
+    total
+}
+
+/// See [`crate::simd::KernelTable::i2_dot`]; `q` arranged by [`arrange_pairs`].
 ///
 /// # Safety
 /// AVX-512 F/BW/VL + VNNI available; `w` readable for `(out.len()-1)*stride + nblk*32`
-/// bytes, `q` for `nblk*128`; `out.len()` in 1..=4.
+/// bytes, `q` for `ceil(nblk/2)*256`; `out.len()` in 1..=4.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn i2_dot(
     w: *const u8,
@@ -93,14 +121,9 @@ pub(super) unsafe fn i2_dot(
     q: *const i8,
     out: &mut [i32],
 ) {
-    // SAFETY: forwarded caller contract.
-    unsafe {
-        match out.len() {
-            1 => out.copy_from_slice(&i2_rows::<1>(w, stride, nblk, q)),
-            2 => out.copy_from_slice(&i2_rows::<2>(w, stride, nblk, q)),
-            3 => out.copy_from_slice(&i2_rows::<3>(w, stride, nblk, q)),
-            _ => out.copy_from_slice(&i2_rows::<4>(w, stride, nblk, q)),
-        }
+    for (r, o) in out.iter_mut().enumerate() {
+        // SAFETY: forwarded caller contract; row r starts at r * stride.
+        *o = unsafe { i2_row(w.add(r * stride), nblk, q) };
     }
 }
 

@@ -16,6 +16,7 @@ use crate::format::{tq1_0, tq2_0};
 
 pub(crate) static AVX2: KernelTable = KernelTable {
     i2_dot: avx2_i2_dot,
+    i2_arrange: None,
     tq2_dot: avx2_tq2_dot,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
@@ -25,6 +26,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
 
 pub(crate) static AVX512: KernelTable = KernelTable {
     i2_dot: vnni_i2_dot,
+    i2_arrange: Some(avx512::arrange_pairs),
     tq2_dot: vnni_tq2_dot,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
@@ -42,6 +44,10 @@ fn avx2_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) 
 
 fn vnni_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
     super::check_i2_dot(w, stride, nblk, q, out.len());
+    assert!(
+        q.len() >= nblk.div_ceil(2) * 256,
+        "i2_dot: arranged activations too short"
+    );
     // SAFETY: AVX-512 F/BW/VL + VNNI are present (see `Isa::require`); bounds checked above.
     unsafe { avx512::i2_dot(w.as_ptr(), stride, nblk, q.as_ptr(), out) }
 }
