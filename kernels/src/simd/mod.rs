@@ -13,6 +13,9 @@ use crate::act::BlockQ8K;
 use crate::error::Result;
 use crate::isa::Isa;
 
+/// Rearranges one token's int8 activations into a kernel's read order.
+pub(crate) type ArrangeFn = fn(q: &[i8], out: &mut [i8]);
+
 /// Inner kernels of one ISA.
 pub(crate) struct KernelTable {
     /// `out[i] = Σ_{j < nblk*128} code(row i, j) · q[j]` for `out.len()` (1..=4) rows of
@@ -21,7 +24,7 @@ pub(crate) struct KernelTable {
     pub i2_dot: fn(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]),
     /// Rearranges one token's activations (a multiple of 256 long) into the order `i2_dot`
     /// reads them, once per token; `None` where element order is what the kernel reads.
-    pub i2_arrange: Option<fn(q: &[i8], out: &mut [i8])>,
+    pub i2_arrange: Option<ArrangeFn>,
     /// `out[b] = Σ_j code(block b, j) · a[b].qs[j]` over `out.len()` TQ2_0 blocks of `row`.
     pub tq2_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
     /// The same for TQ1_0 blocks.
