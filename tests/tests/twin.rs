@@ -191,7 +191,11 @@ fn shapes(format: Format) -> impl Strategy<Value = (usize, usize, usize)> {
         Format::Qk256 => (1usize..=1600).boxed(),
         _ => (1usize..=8).prop_map(|b| b * 256).boxed(),
     };
-    (prop_oneof![Just(1usize), 1usize..=70], cols, 1usize..=3)
+    (
+        prop_oneof![Just(1usize), 1usize..=70],
+        cols,
+        prop_oneof![Just(1usize), 1usize..=9],
+    )
 }
 
 macro_rules! twin_test {

@@ -283,24 +283,35 @@ pub(crate) fn gemm_i2(
     };
     exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
         let nr = out.len() / tokens;
-        let mut r = 0;
-        while r < nr {
-            let m = (nr - r).min(4);
-            let w = &codes[(r0 + r) * stride..];
-            for t in 0..tokens {
+        if tokens == 1 {
+            // Decode: rows in groups, one activation vector.
+            let mut r = 0;
+            while r < nr {
+                let m = (nr - r).min(4);
                 let mut s = [0i32; 4];
-                (k.i2_dot)(
-                    w,
-                    stride,
-                    nblk,
-                    &q[t * a.stride..(t + 1) * a.stride],
-                    &mut s[..m],
-                );
+                (k.i2_dot)(&codes[(r0 + r) * stride..], stride, nblk, q, &mut s[..m]);
                 for (i, &si) in s[..m].iter().enumerate() {
-                    out[(r + i) * tokens + t] = finish_i2(si, a.sum[t], a.scale[t], w_scale);
+                    out[r + i] = finish_i2(si, a.sum[0], a.scale[0], w_scale);
+                }
+                r += m;
+            }
+            return;
+        }
+        // Prefill: four tokens at a time (their activations stay in L1) against every row of
+        // the chunk (which stays in L1/L2 across token groups); each weight chunk is decoded
+        // once per group of four tokens.
+        let mut t = 0;
+        while t < tokens {
+            let m = (tokens - t).min(4);
+            for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
+                let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
+                let mut s = [0i32; 4];
+                (k.i2_dot_tokens)(w, nblk, &q[t * a.stride..], a.stride, &mut s[..m]);
+                for (j, &sj) in s[..m].iter().enumerate() {
+                    o[t + j] = finish_i2(sj, a.sum[t + j], a.scale[t + j], w_scale);
                 }
             }
-            r += m;
+            t += m;
         }
     });
     Ok(())

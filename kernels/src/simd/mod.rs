@@ -22,6 +22,10 @@ pub(crate) struct KernelTable {
     /// 128-element I2_S blocks, the rows `stride` bytes apart starting at `w[0]`. `q` is in
     /// the layout made by `i2_arrange` (when the ISA has one), else in element order.
     pub i2_dot: fn(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]),
+    /// One row, several tokens: `out[t] = Σ_j code(j) · q[t*q_stride + j]` for `out.len()`
+    /// (1..=4) tokens, decoding each weight chunk once for all of them (prefill). `q` in
+    /// `i2_arrange` layout where the ISA has one.
+    pub i2_dot_tokens: fn(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]),
     /// Rearranges one token's activations (a multiple of 256 long) into the order `i2_dot`
     /// reads them, once per token; `None` where element order is what the kernel reads.
     pub i2_arrange: Option<ArrangeFn>,
@@ -66,6 +70,37 @@ pub(crate) fn check_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], rows:
         w.len() >= (rows - 1) * stride + nblk * 32,
         "i2_dot: weights too short"
     );
+}
+
+/// Checks the slice bounds every `i2_dot_tokens` implementation relies on.
+#[inline]
+pub(crate) fn check_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, ntok: usize) {
+    assert!((1..=4).contains(&ntok), "i2_dot_tokens: 1..=4 tokens");
+    assert!(w.len() >= nblk * 32, "i2_dot_tokens: weights too short");
+    assert!(
+        q_stride >= nblk.div_ceil(2) * 256,
+        "i2_dot_tokens: token stride too short"
+    );
+    assert!(
+        q.len() >= (ntok - 1) * q_stride + nblk.div_ceil(2) * 256,
+        "i2_dot_tokens: activations too short"
+    );
+}
+
+/// `i2_dot_tokens` through `i2_dot`, one token at a time (ISAs without a fused kernel).
+pub(crate) fn i2_dot_tokens_by_token(
+    dot: fn(&[u8], usize, usize, &[i8], &mut [i32]),
+    w: &[u8],
+    nblk: usize,
+    q: &[i8],
+    q_stride: usize,
+    out: &mut [i32],
+) {
+    for (t, o) in out.iter_mut().enumerate() {
+        let mut s = [0i32];
+        dot(w, nblk * 32, nblk, &q[t * q_stride..], &mut s);
+        *o = s[0];
+    }
 }
 
 /// Checks the slice bounds every `tq*_dot` implementation relies on.

@@ -6,6 +6,7 @@ use crate::format::{i2s, tq1_0, tq2_0};
 
 pub(crate) static TABLE: KernelTable = KernelTable {
     i2_dot,
+    i2_dot_tokens,
     i2_arrange: None,
     tq2_dot,
     tq1_dot,
@@ -29,6 +30,11 @@ fn i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
         }
         *o = acc;
     }
+}
+
+fn i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]) {
+    super::check_i2_dot_tokens(w, nblk, q, q_stride, out.len());
+    super::i2_dot_tokens_by_token(i2_dot, w, nblk, q, q_stride, out);
 }
 
 fn tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {

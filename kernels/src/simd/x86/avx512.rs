@@ -127,6 +127,78 @@ pub(super) unsafe fn i2_dot(
     }
 }
 
+/// Up to four tokens against one row: each 64-byte weight chunk is masked once and meets
+/// every token's activations (16 accumulators), the prefill (GEMM) inner loop.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn i2_row_tokens<const T: usize>(
+    w: *const u8,
+    nblk: usize,
+    q: *const i8,
+    q_stride: usize,
+) -> [i32; T] {
+    let masks = [
+        _mm512_set1_epi8(0xC0u8 as i8),
+        _mm512_set1_epi8(0x30),
+        _mm512_set1_epi8(0x0C),
+        _mm512_set1_epi8(0x03),
+    ];
+    let mut acc = [[_mm512_setzero_si512(); 4]; T];
+    let pairs = nblk / 2;
+    for p in 0..pairs {
+        // SAFETY: pair p of the row and of each token's arranged activations are in bounds.
+        unsafe {
+            let v = _mm512_loadu_si512(w.add(p * 64) as *const __m512i);
+            let c = masks.map(|m| _mm512_and_si512(v, m));
+            for (t, a) in acc.iter_mut().enumerate() {
+                let qp = q.add(t * q_stride + p * 256) as *const __m512i;
+                for g in 0..4 {
+                    a[g] = _mm512_dpbusd_epi32(a[g], c[g], _mm512_loadu_si512(qp.add(g)));
+                }
+            }
+        }
+    }
+    let mut out = [0i32; T];
+    for (o, a) in out.iter_mut().zip(&acc) {
+        let sum = _mm512_add_epi32(
+            _mm512_add_epi32(_mm512_srai_epi32::<6>(a[0]), _mm512_srai_epi32::<4>(a[1])),
+            _mm512_add_epi32(_mm512_srai_epi32::<2>(a[2]), a[3]),
+        );
+        *o = _mm512_reduce_add_epi32(sum);
+    }
+    if nblk % 2 == 1 {
+        for (t, o) in out.iter_mut().enumerate() {
+            // SAFETY: as in `i2_row`: the last block and its half pair are in bounds.
+            *o += unsafe { i2_row(w.add(pairs * 64), 1, q.add(t * q_stride + pairs * 256)) };
+        }
+    }
+    out
+}
+
+/// See [`crate::simd::KernelTable::i2_dot_tokens`]; `q` arranged by [`arrange_pairs`].
+///
+/// # Safety
+/// AVX-512 F/BW/VL + VNNI available; `w` readable for `nblk*32` bytes; `q` for
+/// `(out.len()-1)*q_stride + ceil(nblk/2)*256`; `out.len()` in 1..=4.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn i2_dot_tokens(
+    w: *const u8,
+    nblk: usize,
+    q: *const i8,
+    q_stride: usize,
+    out: &mut [i32],
+) {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        match out.len() {
+            1 => out.copy_from_slice(&i2_row_tokens::<1>(w, nblk, q, q_stride)),
+            2 => out.copy_from_slice(&i2_row_tokens::<2>(w, nblk, q, q_stride)),
+            3 => out.copy_from_slice(&i2_row_tokens::<3>(w, nblk, q, q_stride)),
+            _ => out.copy_from_slice(&i2_row_tokens::<4>(w, nblk, q, q_stride)),
+        }
+    }
+}
+
 /// See [`crate::simd::KernelTable::tq2_dot`].
 ///
 /// # Safety

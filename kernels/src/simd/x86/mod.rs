@@ -16,6 +16,7 @@ use crate::format::{tq1_0, tq2_0};
 
 pub(crate) static AVX2: KernelTable = KernelTable {
     i2_dot: avx2_i2_dot,
+    i2_dot_tokens: avx2_i2_dot_tokens,
     i2_arrange: None,
     tq2_dot: avx2_tq2_dot,
     tq1_dot: avx2_tq1_dot,
@@ -26,6 +27,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
 
 pub(crate) static AVX512: KernelTable = KernelTable {
     i2_dot: vnni_i2_dot,
+    i2_dot_tokens: vnni_i2_dot_tokens,
     i2_arrange: Some(avx512::arrange_pairs),
     tq2_dot: vnni_tq2_dot,
     tq1_dot: avx2_tq1_dot,
@@ -50,6 +52,18 @@ fn vnni_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) 
     );
     // SAFETY: AVX-512 F/BW/VL + VNNI are present (see `Isa::require`); bounds checked above.
     unsafe { avx512::i2_dot(w.as_ptr(), stride, nblk, q.as_ptr(), out) }
+}
+
+fn avx2_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]) {
+    super::check_i2_dot_tokens(w, nblk, q, q_stride, out.len());
+    super::i2_dot_tokens_by_token(avx2_i2_dot, w, nblk, q, q_stride, out);
+}
+
+fn vnni_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]) {
+    super::check_i2_dot_tokens(w, nblk, q, q_stride, out.len());
+    // SAFETY: AVX-512 + VNNI present; the row has nblk*32 bytes and each of the out.len()
+    // tokens ceil(nblk/2)*256 arranged activations, q_stride apart (checked above).
+    unsafe { avx512::i2_dot_tokens(w.as_ptr(), nblk, q.as_ptr(), q_stride, out) }
 }
 
 fn avx2_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
