@@ -97,11 +97,13 @@ impl<'a> Dense<'a> {
             let mut w = vec![0f32; cols];
             for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
                 let r = r0 + i;
-                convert(
-                    self.ty,
-                    &self.bytes[r * cols * size..(r + 1) * cols * size],
-                    &mut w,
-                );
+                let row = &self.bytes[r * cols * size..(r + 1) * cols * size];
+                if self.ty == DenseType::F16 && tokens == 1 {
+                    // Decode: convert on the fly, one pass over the row's bytes.
+                    o[0] = (k.dot_f16)(row, x);
+                    continue;
+                }
+                convert(self.ty, row, &mut w);
                 for (t, ot) in o.iter_mut().enumerate() {
                     *ot = (k.dot_f32)(&w, &x[t * cols..(t + 1) * cols]);
                 }

@@ -39,6 +39,8 @@ pub(crate) struct KernelTable {
     pub quant_i8: fn(x: &[f32], s: f32, q: &mut [i8]) -> i32,
     /// `Σ a_i · b_i` in f32 (order ISA-specific; see the lab's bound).
     pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
+    /// `Σ f16(w_i) · x_i` in f32 over little-endian f16 bytes `w` (`w.len() == 2 * x.len()`).
+    pub dot_f16: fn(w: &[u8], x: &[f32]) -> f32,
 }
 
 /// The table for `isa`, or an error if this CPU lacks it.

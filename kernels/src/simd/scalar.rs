@@ -13,6 +13,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     absmax_bits,
     quant_i8,
     dot_f32,
+    dot_f16,
 };
 
 fn i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -83,4 +84,10 @@ fn quant_i8(x: &[f32], s: f32, q: &mut [i8]) -> i32 {
 
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0f32, |acc, (&x, &y)| acc + x * y)
+}
+
+fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    w.chunks_exact(2).zip(x).fold(0.0f32, |acc, (c, &v)| {
+        acc + half::f16::from_le_bytes([c[0], c[1]]).to_f32() * v
+    })
 }

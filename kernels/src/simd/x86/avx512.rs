@@ -245,3 +245,33 @@ fn hsum256(v: __m256i) -> i32 {
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
     _mm_cvtsi128_si32(s)
 }
+
+/// See [`crate::simd::KernelTable::dot_f16`]: 64 halves per step (`vcvtph2ps` zmm), four
+/// FMA accumulators, prefetch ahead.
+///
+/// # Safety
+/// AVX-512 F available; `w.len() == 2 * x.len()`.
+#[target_feature(enable = "avx512f,f16c,fma")]
+pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let n64 = n / 64 * 64;
+    for i in (0..n64).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(2 * i + PREFETCH) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(2 * i + PREFETCH + 64) as *const i8);
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 16k + 16 <= n64 <= n elements of x and 2n bytes of w.
+            unsafe {
+                let h = _mm256_loadu_si256(w.as_ptr().add(2 * (i + 16 * k)) as *const __m256i);
+                let xv = _mm512_loadu_ps(x.as_ptr().add(i + 16 * k));
+                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, *a);
+            }
+        }
+    }
+    let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    let mut sum = _mm512_reduce_add_ps(s);
+    for (c, &v) in w[2 * n64..].chunks_exact(2).zip(&x[n64..]) {
+        sum += half::f16::from_le_bytes([c[0], c[1]]).to_f32() * v;
+    }
+    sum
+}

@@ -23,6 +23,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     absmax_bits: avx2_absmax_bits,
     quant_i8: avx2_quant_i8,
     dot_f32: v3_dot_f32,
+    dot_f16: avx2_dot_f16,
 };
 
 pub(crate) static AVX512: KernelTable = KernelTable {
@@ -34,6 +35,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     absmax_bits: avx2_absmax_bits,
     quant_i8: avx2_quant_i8,
     dot_f32: v4_dot_f32,
+    dot_f16: avx512_dot_f16,
 };
 
 fn avx2_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -84,6 +86,18 @@ fn avx2_tq1_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     // SAFETY: AVX2 present; `row` holds `out.len()` 54-byte blocks (the kernel loads 32 + 16
     // bytes at a block's start and reads `qh` bytewise), `a` as many Q8_K blocks.
     unsafe { avx2::tq1_dot(row.as_ptr(), a.as_ptr(), out) }
+}
+
+fn avx2_dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    assert_eq!(w.len(), 2 * x.len(), "dot_f16: lengths");
+    // SAFETY: AVX2 + F16C + FMA present (all required by `Isa::Avx2`); reads exactly `w`, `x`.
+    unsafe { avx2::dot_f16(w, x) }
+}
+
+fn avx512_dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    assert_eq!(w.len(), 2 * x.len(), "dot_f16: lengths");
+    // SAFETY: AVX-512 F present; reads exactly `w`, `x`.
+    unsafe { avx512::dot_f16(w, x) }
 }
 
 fn avx2_absmax_bits(x: &[f32]) -> u32 {
