@@ -3,6 +3,10 @@
 //! Format knowledge (how ternary bytes decode) lives in `bitnet-kernels`; this crate hands
 //! the kernels borrowed slices of the memory-mapped file.
 
+pub mod chat;
 pub mod gguf;
+pub mod model;
+pub mod sampler;
+pub mod synth;
 pub mod selftest;
 pub mod tokenizer;

@@ -12,9 +12,11 @@
 //! [`tq2_0`] (type 35), [`tq1_0`] (type 34), [`ternary`] (absmean ternarization),
 //! [`act`] (bitnet.cpp int8 activations), [`q8k`] (llama.cpp Q8_K activations),
 //! [`bounds`] (the derived error bound of the f32 products against this twin), [`testdata`]
-//! (a deterministic generator for test inputs).
+//! (a deterministic generator for test inputs), [`block`] (the FP32 / int8 forward of one
+//! BitNet transformer block, for the runner's graph).
 
 pub mod act;
+pub mod block;
 pub mod bounds;
 mod dense;
 pub mod i2s;
@@ -26,6 +28,10 @@ pub mod tq1_0;
 pub mod tq2_0;
 
 pub use act::{ActI8, quantize_activations_i8};
+pub use block::{
+    BlockActivation, BlockConfig, BlockTrace, BlockWeights, ProjectionNumerics, TernaryWeight,
+    block_forward_ref,
+};
 pub use i2s::{
     dequantize_i2s, gemv_f32_i2s, gemv_i8_i2s, i2s_scale, i2s_tensor_bytes, pack_i2s_codes,
     quantize_i2s, unpack_codes_i2s,

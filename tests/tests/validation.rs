@@ -13,17 +13,19 @@ fn expected_len(format: Format, rows: usize, cols: usize) -> Option<usize> {
         return None;
     }
     match format {
-        Format::I2s => (cols % 128 == 0)
+        Format::I2s => cols
+            .is_multiple_of(128)
             .then(|| rows.checked_mul(cols / 4)?.checked_add(32))
             .flatten(),
         Format::Qk256 => rows.checked_mul(cols.div_ceil(256) * 64),
-        Format::Tq2_0 => (cols % 256 == 0)
+        Format::Tq2_0 => cols
+            .is_multiple_of(256)
             .then(|| rows.checked_mul(cols / 256 * 66))
             .flatten(),
-        Format::Tq1_0 => (cols % 256 == 0)
+        _ => cols
+            .is_multiple_of(256)
             .then(|| rows.checked_mul(cols / 256 * 54))
             .flatten(),
-        _ => None,
     }
 }
 
@@ -149,7 +151,7 @@ fn activation_quantizers_reject_bad_input() {
 
 #[test]
 fn bad_scales_and_isas_are_errors() {
-    let mut b = vec![0u8; 32 + 32];
+    let mut b = [0u8; 32 + 32];
     b[32..36].copy_from_slice(&f32::NAN.to_le_bytes());
     assert!(matches!(
         I2s::new(1, 128, &b[..]),

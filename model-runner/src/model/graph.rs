@@ -1,0 +1,790 @@
+//! The BitNet forward pass: embeddings, blocks (RMSNorm, ternary projections, NEOX RoPE,
+//! causal GQA attention over the KV cache, ReLU² or SiLU FFN with sub-norms), output head.
+//!
+//! Numerics follow the tiny model's reference forward (`models/README.md`) exactly:
+//! RMSNorm sums squares in f64; RoPE angles are computed in f64 and rounded to f32;
+//! attention, softmax and the element-wise ops are plain sequential f32 loops (the
+//! scalar reference block in `bitnet-reference` uses the same order, so the two agree
+//! bit for bit wherever the projections do).
+
+use bitnet_kernels::act::{ActsI8, quantize_i8};
+use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
+
+use super::config::{Config, FfnActivation};
+use super::error::{ModelError, Result};
+use super::kv_cache::KvCache;
+use super::weights::{Projection, Weights};
+
+/// How activations enter the ternary projections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Numerics {
+    /// bitnet.cpp: per-token int8 absmax activations (quantized once per shared input:
+    /// q/k/v share one, gate/up share one), exact integer dot products. The default.
+    #[default]
+    Bitnet,
+    /// Exact f32 activations (`y = Σ w·x`), for checks.
+    F32,
+}
+
+impl Numerics {
+    /// Parses `bitnet` (alias `bitnet.cpp`, `int8`) or `f32`.
+    pub fn parse(name: &str) -> Option<Numerics> {
+        match name.to_ascii_lowercase().as_str() {
+            "bitnet" | "bitnet.cpp" | "int8" | "i8" => Some(Numerics::Bitnet),
+            "f32" | "fp32" => Some(Numerics::F32),
+            _ => None,
+        }
+    }
+
+    /// Command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Numerics::Bitnet => "bitnet",
+            Numerics::F32 => "f32",
+        }
+    }
+}
+
+/// Tokens processed together in one batched pass (prompts longer than this run in chunks).
+pub const DEFAULT_UBATCH: usize = 128;
+
+/// Per-sequence state: position, KV cache and every scratch buffer (allocated once).
+#[derive(Debug, Clone)]
+pub struct State {
+    pos: usize,
+    ubatch: usize,
+    kv: KvCache,
+    s: Scratch,
+}
+
+#[derive(Debug, Clone)]
+struct Scratch {
+    /// Residual stream `[ubatch, hidden]`.
+    x: Vec<f32>,
+    /// Normalized input of a projection group `[ubatch, max(hidden, q_dim)]`.
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Attention output `[ubatch, q_dim]`.
+    att: Vec<f32>,
+    /// Projection output added to the residual `[ubatch, hidden]`.
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    /// RoPE tables `[ubatch, head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    /// Attention scores of one query `[capacity]`.
+    scores: Vec<f32>,
+    /// Final-normed last position `[hidden]`.
+    last: Vec<f32>,
+}
+
+impl State {
+    /// Tokens processed so far (the next token's position).
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Most positions this state holds.
+    pub fn capacity(&self) -> usize {
+        self.kv.capacity()
+    }
+
+    /// Forgets everything (the cache is overwritten as tokens come in).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Keeps only the first `pos` positions (e.g. a shared chat prefix).
+    pub fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+
+    /// The KV cache.
+    pub fn kv_cache(&self) -> &KvCache {
+        &self.kv
+    }
+
+    /// Bytes held by the cache and scratch buffers.
+    pub fn bytes(&self) -> usize {
+        let s = &self.s;
+        let n = [
+            &s.x, &s.h, &s.q, &s.k, &s.v, &s.att, &s.proj, &s.gate, &s.up, &s.cos, &s.sin,
+            &s.scores, &s.last,
+        ]
+        .iter()
+        .map(|b| b.len())
+        .sum::<usize>();
+        self.kv.bytes() + n * 4
+    }
+}
+
+/// Every intermediate of one block, `[tokens, width]` row-major (filled by
+/// [`Model::forward_block_probed`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BlockProbe {
+    /// Block input.
+    pub x: Vec<f32>,
+    /// `rmsnorm(x) * attn_norm`.
+    pub h_attn: Vec<f32>,
+    /// Queries after RoPE.
+    pub q: Vec<f32>,
+    /// Keys after RoPE.
+    pub k: Vec<f32>,
+    /// Values.
+    pub v: Vec<f32>,
+    /// Attention output (before the sub-norm).
+    pub attn: Vec<f32>,
+    /// Input of `attn_output` (after the sub-norm, if any).
+    pub attn_in: Vec<f32>,
+    /// `attn_output` result.
+    pub attn_out: Vec<f32>,
+    /// Residual after attention.
+    pub x_mid: Vec<f32>,
+    /// `rmsnorm(x_mid) * ffn_norm`.
+    pub h_ffn: Vec<f32>,
+    /// `ffn_gate` result.
+    pub gate: Vec<f32>,
+    /// `ffn_up` result.
+    pub up: Vec<f32>,
+    /// `act(gate) * up`.
+    pub m: Vec<f32>,
+    /// Input of `ffn_down` (after the sub-norm, if any).
+    pub down_in: Vec<f32>,
+    /// `ffn_down` result.
+    pub down: Vec<f32>,
+    /// Block output.
+    pub out: Vec<f32>,
+}
+
+/// A loaded model: validated hyper-parameters, borrowed weights, execution settings.
+#[derive(Debug, Clone)]
+pub struct Model<'a> {
+    /// Hyper-parameters.
+    pub config: Config,
+    /// The tensors, borrowed from the file.
+    pub weights: Weights<'a>,
+    exec: Exec,
+    numerics: Numerics,
+}
+
+impl<'a> Model<'a> {
+    /// Builds a model from a parsed header and the bytes it was parsed from.
+    pub fn from_gguf(gguf: &'a crate::gguf::Gguf, bytes: &'a [u8]) -> Result<Model<'a>> {
+        let config = Config::from_gguf(gguf)?;
+        let weights = Weights::from_gguf(gguf, bytes, &config)?;
+        Ok(Model {
+            config,
+            weights,
+            exec: Exec::auto(),
+            numerics: Numerics::default(),
+        })
+    }
+
+    /// Builds a model over a memory-mapped file.
+    pub fn load(file: &'a crate::gguf::GgufFile) -> Result<Model<'a>> {
+        Self::from_gguf(file.gguf(), file.bytes())
+    }
+
+    /// Execution settings (ISA, threads) of every kernel call.
+    pub fn exec(&self) -> Exec {
+        self.exec
+    }
+
+    /// Sets the ISA and thread count.
+    pub fn set_exec(&mut self, exec: Exec) {
+        self.exec = exec;
+    }
+
+    /// The activation numerics of the ternary projections.
+    pub fn numerics(&self) -> Numerics {
+        self.numerics
+    }
+
+    /// Sets the activation numerics.
+    pub fn set_numerics(&mut self, numerics: Numerics) {
+        self.numerics = numerics;
+    }
+
+    /// A state for up to `capacity` positions (at most the context length), with every
+    /// buffer allocated now.
+    pub fn new_state(&self, capacity: usize) -> Result<State> {
+        let c = &self.config;
+        if capacity == 0 || capacity > c.context_length {
+            return Err(ModelError::ContextOverflow {
+                what: "a state",
+                tokens: capacity,
+                pos: 0,
+                capacity: c.context_length,
+                context_length: c.context_length,
+            });
+        }
+        let ub = DEFAULT_UBATCH.min(capacity);
+        let (q, kv) = (c.q_dim(), c.kv_dim());
+        let half = c.head_dim / 2;
+        Ok(State {
+            pos: 0,
+            ubatch: ub,
+            kv: KvCache::new(c.n_layer, capacity, kv),
+            s: Scratch {
+                x: vec![0.0; ub * c.hidden],
+                h: vec![0.0; ub * c.hidden.max(q)],
+                q: vec![0.0; ub * q],
+                k: vec![0.0; ub * kv],
+                v: vec![0.0; ub * kv],
+                att: vec![0.0; ub * q],
+                proj: vec![0.0; ub * c.hidden],
+                gate: vec![0.0; ub * c.ffn],
+                up: vec![0.0; ub * c.ffn],
+                cos: vec![0.0; ub * half],
+                sin: vec![0.0; ub * half],
+                scores: vec![0.0; capacity],
+                last: vec![0.0; c.hidden],
+            },
+        })
+    }
+
+    /// Runs `tokens` at positions `state.pos()..`, appending to the KV cache, and writes the
+    /// logits of the last token into `logits` (`vocab_size` long) when given. Prompts are
+    /// processed as batched GEMMs in chunks of up to [`DEFAULT_UBATCH`] tokens.
+    pub fn forward(
+        &self,
+        state: &mut State,
+        tokens: &[u32],
+        logits: Option<&mut [f32]>,
+    ) -> Result<()> {
+        let c = &self.config;
+        if tokens.is_empty() {
+            return Err(ModelError::NoTokens);
+        }
+        if state.pos + tokens.len() > state.capacity() {
+            return Err(ModelError::ContextOverflow {
+                what: "input",
+                tokens: tokens.len(),
+                pos: state.pos,
+                capacity: state.capacity(),
+                context_length: c.context_length,
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= c.vocab_size) {
+            return Err(ModelError::TokenOutOfRange {
+                id,
+                vocab_size: c.vocab_size,
+            });
+        }
+        if let Some(l) = &logits
+            && l.len() != c.vocab_size
+        {
+            return Err(ModelError::Compute {
+                layer: c.n_layer,
+                op: "logits buffer",
+                source: bitnet_kernels::KernelError::SliceLength {
+                    what: "logits",
+                    got: l.len(),
+                    expected: c.vocab_size,
+                },
+            });
+        }
+        let mut x = std::mem::take(&mut state.s.x);
+        let result = (|| -> Result<()> {
+            for chunk in tokens.chunks(state.ubatch) {
+                let xs = &mut x[..chunk.len() * c.hidden];
+                self.embed(chunk, xs)?;
+                for layer in 0..c.n_layer {
+                    self.forward_block(layer, state, xs, state.pos)?;
+                }
+                state.pos += chunk.len();
+            }
+            Ok(())
+        })();
+        state.s.x = x;
+        result?;
+        if let Some(logits) = logits {
+            // Tokens in the last chunk; its last row is the last token's hidden state.
+            let n = (tokens.len() - 1) % state.ubatch + 1;
+            let h = c.hidden;
+            let (xs, last) = (&state.s.x, &mut state.s.last);
+            rms_norm(
+                &xs[(n - 1) * h..n * h],
+                &self.weights.output_norm,
+                c.rms_eps,
+                last,
+            );
+            self.weights
+                .head()
+                .gemm(last, 1, logits, &self.exec)
+                .map_err(|source| ModelError::Compute {
+                    layer: c.n_layer,
+                    op: "output head",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Embedding rows of `tokens` into `out` (`[tokens, hidden]`).
+    pub fn embed(&self, tokens: &[u32], out: &mut [f32]) -> Result<()> {
+        let h = self.config.hidden;
+        for (&id, row) in tokens.iter().zip(out.chunks_exact_mut(h)) {
+            self.weights
+                .token_embd
+                .row_to_f32(id as usize, row)
+                .map_err(|_| ModelError::TokenOutOfRange {
+                    id,
+                    vocab_size: self.config.vocab_size,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// One transformer block over `x` (`[tokens, hidden]`, updated in place) at positions
+    /// `pos0..pos0 + tokens`: writes those positions' keys and values into layer `layer` of
+    /// the state's cache and attends causally over positions `0..=pos`. Does not move
+    /// `state.pos()`; `tokens` must be at most the state's batch size.
+    pub fn forward_block(
+        &self,
+        layer: usize,
+        state: &mut State,
+        x: &mut [f32],
+        pos0: usize,
+    ) -> Result<()> {
+        self.block(layer, state, x, pos0, None)
+    }
+
+    /// [`Self::forward_block`], recording every intermediate into `probe` (for checks
+    /// against a reference, stage by stage).
+    pub fn forward_block_probed(
+        &self,
+        layer: usize,
+        state: &mut State,
+        x: &mut [f32],
+        pos0: usize,
+        probe: &mut BlockProbe,
+    ) -> Result<()> {
+        self.block(layer, state, x, pos0, Some(probe))
+    }
+
+    fn block(
+        &self,
+        layer: usize,
+        state: &mut State,
+        x: &mut [f32],
+        pos0: usize,
+        mut probe: Option<&mut BlockProbe>,
+    ) -> Result<()> {
+        let mut rec = |field: fn(&mut BlockProbe) -> &mut Vec<f32>, v: &[f32]| {
+            if let Some(p) = probe.as_deref_mut() {
+                let f = field(p);
+                f.clear();
+                f.extend_from_slice(v);
+            }
+        };
+        let c = &self.config;
+        let hd = c.hidden;
+        let tokens = x.len() / hd;
+        let bad = |what: &'static str, got: usize, expected: usize| ModelError::Compute {
+            layer,
+            op: "forward_block arguments",
+            source: bitnet_kernels::KernelError::SliceLength {
+                what,
+                got,
+                expected,
+            },
+        };
+        if layer >= c.n_layer {
+            return Err(bad("layer", layer, c.n_layer));
+        }
+        if tokens == 0 || x.len() != tokens * hd || tokens > state.ubatch {
+            return Err(bad(
+                "x [tokens <= ubatch, hidden]",
+                x.len(),
+                state.ubatch * hd,
+            ));
+        }
+        if pos0 + tokens > state.capacity() {
+            return Err(ModelError::ContextOverflow {
+                what: "block input",
+                tokens,
+                pos: pos0,
+                capacity: state.capacity(),
+                context_length: c.context_length,
+            });
+        }
+        let w = &self.weights.layers[layer];
+        let (q_dim, kv_dim, ffn) = (c.q_dim(), c.kv_dim(), c.ffn);
+        let State { kv, s, .. } = state;
+        let h = &mut s.h[..tokens * hd];
+        let q = &mut s.q[..tokens * q_dim];
+        let k = &mut s.k[..tokens * kv_dim];
+        let v = &mut s.v[..tokens * kv_dim];
+
+        // Attention.
+        rec(|p| &mut p.x, x);
+        rms_norm_rows(x, &w.attn_norm, c.rms_eps, h);
+        rec(|p| &mut p.h_attn, h);
+        self.project(
+            layer,
+            "attn_q/k/v",
+            h,
+            tokens,
+            &mut [(&w.wq, &mut *q), (&w.wk, &mut *k), (&w.wv, &mut *v)],
+        )?;
+        let half = c.head_dim / 2;
+        rope_tables(
+            pos0,
+            tokens,
+            c.head_dim,
+            c.rope_theta,
+            &mut s.cos[..tokens * half],
+            &mut s.sin[..tokens * half],
+        );
+        let (cos, sin) = (&s.cos[..tokens * half], &s.sin[..tokens * half]);
+        rope_neox(q, c.n_head, c.head_dim, cos, sin);
+        rope_neox(k, c.n_head_kv, c.head_dim, cos, sin);
+        rec(|p| &mut p.q, q);
+        rec(|p| &mut p.k, k);
+        rec(|p| &mut p.v, v);
+        let (kc, vc) = kv.layer_mut(layer);
+        kc[pos0 * kv_dim..(pos0 + tokens) * kv_dim].copy_from_slice(k);
+        vc[pos0 * kv_dim..(pos0 + tokens) * kv_dim].copy_from_slice(v);
+        let att = &mut s.att[..tokens * q_dim];
+        attention(c, q, kc, vc, pos0, tokens, &mut s.scores, att);
+        rec(|p| &mut p.attn, att);
+        let a_in: &[f32] = match &w.attn_sub_norm {
+            Some(sub) => {
+                let hs = &mut s.h[..tokens * q_dim];
+                rms_norm_rows(att, sub, c.rms_eps, hs);
+                hs
+            }
+            None => att,
+        };
+        rec(|p| &mut p.attn_in, a_in);
+        let proj = &mut s.proj[..tokens * hd];
+        self.project(
+            layer,
+            "attn_output",
+            a_in,
+            tokens,
+            &mut [(&w.wo, &mut *proj)],
+        )?;
+        rec(|p| &mut p.attn_out, proj);
+        add(x, proj);
+        rec(|p| &mut p.x_mid, x);
+
+        // Feed-forward.
+        let h = &mut s.h[..tokens * hd];
+        rms_norm_rows(x, &w.ffn_norm, c.rms_eps, h);
+        rec(|p| &mut p.h_ffn, h);
+        let gate = &mut s.gate[..tokens * ffn];
+        let up = &mut s.up[..tokens * ffn];
+        self.project(
+            layer,
+            "ffn_gate/up",
+            h,
+            tokens,
+            &mut [(&w.wgate, &mut *gate), (&w.wup, &mut *up)],
+        )?;
+        rec(|p| &mut p.gate, gate);
+        rec(|p| &mut p.up, up);
+        ffn_activation(c.arch.ffn_activation(), gate, up);
+        rec(|p| &mut p.m, gate);
+        let m: &[f32] = match &w.ffn_sub_norm {
+            Some(sub) => {
+                rms_norm_rows(gate, sub, c.rms_eps, up);
+                up
+            }
+            None => gate,
+        };
+        rec(|p| &mut p.down_in, m);
+        self.project(layer, "ffn_down", m, tokens, &mut [(&w.wdown, &mut *proj)])?;
+        rec(|p| &mut p.down, proj);
+        add(x, proj);
+        rec(|p| &mut p.out, x);
+        Ok(())
+    }
+
+    /// Runs each projection on the shared input `x` (`[tokens, cols]`). Under
+    /// [`Numerics::Bitnet`] the input is quantized once per format family and shared.
+    fn project(
+        &self,
+        layer: usize,
+        op: &'static str,
+        x: &[f32],
+        tokens: usize,
+        outs: &mut [(&Projection<'_>, &mut [f32])],
+    ) -> Result<()> {
+        let err = |source| ModelError::Compute { layer, op, source };
+        match self.numerics {
+            Numerics::F32 => {
+                for (p, y) in outs.iter_mut() {
+                    p.w.matrix()
+                        .gemm_f32(x, tokens, y, &self.exec)
+                        .map_err(err)?;
+                }
+            }
+            Numerics::Bitnet => {
+                let mut shared: Option<(ActFamily, Activations)> = None;
+                for (p, y) in outs.iter_mut() {
+                    let fam = ActFamily::of(p.w.format());
+                    let acts = match shared {
+                        Some((f, ref a)) if f == fam => a,
+                        _ => {
+                            let a =
+                                quantize_int8(fam, x, p.cols(), tokens, &self.exec).map_err(err)?;
+                            &shared.insert((fam, a)).1
+                        }
+                    };
+                    p.w.matrix()
+                        .gemm_quantized(acts, y, &self.exec)
+                        .map_err(err)?;
+                }
+            }
+        }
+        for (p, y) in outs.iter_mut() {
+            if let Some(s) = p.out_scale {
+                y.iter_mut().for_each(|v| *v *= s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Greedy generation of `n` tokens after `prompt` (argmax, lowest id on ties; EOS is
+    /// not a stop token). `recompute`: run the whole sequence from scratch at every step
+    /// instead of extending the KV cache.
+    pub fn generate_greedy(&self, prompt: &[u32], n: usize, recompute: bool) -> Result<Vec<u32>> {
+        let mut logits = vec![0f32; self.config.vocab_size];
+        let mut state = self.new_state(prompt.len() + n.max(1))?;
+        let mut seq = prompt.to_vec();
+        self.forward(&mut state, prompt, Some(&mut logits))?;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let next = argmax(&logits);
+            out.push(next);
+            seq.push(next);
+            if i + 1 == n {
+                break;
+            }
+            if recompute {
+                state.reset();
+                self.forward(&mut state, &seq, Some(&mut logits))?;
+            } else {
+                self.forward(&mut state, &[next], Some(&mut logits))?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Index of the largest logit; the lowest index on ties; NaNs never win.
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best_v {
+            best = i;
+            best_v = v;
+        }
+    }
+    best as u32
+}
+
+/// Activation layouts the kernels consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ActFamily {
+    /// bitnet.cpp per-token int8 (I2_S, QK256).
+    I8,
+    /// Q8_K blocks (TQ2_0, TQ1_0).
+    Q8K,
+}
+
+impl ActFamily {
+    fn of(f: Format) -> ActFamily {
+        match f {
+            Format::I2s | Format::Qk256 => ActFamily::I8,
+            Format::Tq2_0 | Format::Tq1_0 => ActFamily::Q8K,
+        }
+    }
+}
+
+/// bitnet.cpp per-token int8 quantization of `x`, laid out for `fam`. For the TQ formats
+/// the per-token int8 values are carried in Q8_K blocks whose scale is the token's
+/// `1 / s`, so those kernels compute `Σ_blocks sumi_b · (d_x · d_w)` over exactly the same
+/// integers (llama.cpp's own Q8_K rounding is not used).
+fn quantize_int8(
+    fam: ActFamily,
+    x: &[f32],
+    cols: usize,
+    tokens: usize,
+    exec: &Exec,
+) -> bitnet_kernels::Result<Activations> {
+    let a = quantize_i8(x, cols, tokens, exec)?;
+    Ok(match fam {
+        ActFamily::I8 => Activations::I8(a),
+        ActFamily::Q8K => Activations::Q8K(int8_as_q8k(&a)),
+    })
+}
+
+fn int8_as_q8k(a: &ActsI8) -> ActsQ8K {
+    let nb = a.cols / 256;
+    let mut blocks = Vec::with_capacity(a.tokens * nb);
+    for t in 0..a.tokens {
+        let d = 1.0 / a.scale[t];
+        let row = &a.q[t * a.stride..t * a.stride + nb * 256];
+        for qb in row.chunks_exact(256) {
+            let mut b = BlockQ8K {
+                d,
+                qs: [0; 256],
+                bsums: [0; 16],
+            };
+            b.qs.copy_from_slice(qb);
+            for (s, c) in b.bsums.iter_mut().zip(qb.chunks_exact(16)) {
+                *s = c.iter().map(|&q| i16::from(q)).sum();
+            }
+            blocks.push(b);
+        }
+    }
+    ActsQ8K {
+        cols: a.cols,
+        tokens: a.tokens,
+        blocks,
+    }
+}
+
+/// RMSNorm of one row: squares in f32 summed in f64 (as ggml), `mean` rounded to f32,
+/// `scale = 1 / sqrt(mean + eps)` in f32, `y = (x * scale) * w`.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let mut sum = 0f64;
+    for &v in x {
+        sum += f64::from(v * v);
+    }
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0f32 / (mean + eps).sqrt();
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = (v * scale) * g;
+    }
+}
+
+/// [`rms_norm`] of every `w.len()`-wide row of `x` into `out`.
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let n = w.len();
+    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        rms_norm(xr, w, eps, or);
+    }
+}
+
+/// NEOX RoPE tables for positions `pos0..pos0 + tokens`: for `i < head_dim / 2`,
+/// `angle = pos · θ^(-2i / head_dim)` in f64, cos and sin rounded to f32.
+pub fn rope_tables(
+    pos0: usize,
+    tokens: usize,
+    head_dim: usize,
+    theta: f32,
+    cos: &mut [f32],
+    sin: &mut [f32],
+) {
+    let half = head_dim / 2;
+    for t in 0..tokens {
+        let pos = (pos0 + t) as f64;
+        for i in 0..half {
+            let freq = f64::from(theta).powf(-2.0 * i as f64 / head_dim as f64);
+            let angle = pos * freq;
+            cos[t * half + i] = angle.cos() as f32;
+            sin[t * half + i] = angle.sin() as f32;
+        }
+    }
+}
+
+/// Rotates pairs `(i, i + head_dim/2)` of every head of every token:
+/// `(a, b) -> (a cos − b sin, b cos + a sin)`.
+fn rope_neox(x: &mut [f32], n_heads: usize, head_dim: usize, cos: &[f32], sin: &[f32]) {
+    let half = head_dim / 2;
+    for (t, row) in x.chunks_exact_mut(n_heads * head_dim).enumerate() {
+        let (c, s) = (
+            &cos[t * half..(t + 1) * half],
+            &sin[t * half..(t + 1) * half],
+        );
+        for head in row.chunks_exact_mut(head_dim) {
+            let (lo, hi) = head.split_at_mut(half);
+            for i in 0..half {
+                let (a, b) = (lo[i], hi[i]);
+                lo[i] = a * c[i] - b * s[i];
+                hi[i] = b * c[i] + a * s[i];
+            }
+        }
+    }
+}
+
+/// Causal GQA attention of `tokens` queries at positions `pos0..` over cached keys/values
+/// `[capacity][kv_dim]`: `softmax(q·k / sqrt(head_dim))` with max subtraction, then the
+/// weighted sum of values. Query head `h` uses KV head `h / (n_head / n_head_kv)`.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    c: &Config,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    pos0: usize,
+    tokens: usize,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
+    let scale = (1.0 / (hd as f64).sqrt()) as f32;
+    for t in 0..tokens {
+        let n_ctx = pos0 + t + 1;
+        for head in 0..c.n_head {
+            let qh = &q[t * q_dim + head * hd..][..hd];
+            let koff = (head / group) * hd;
+            let sc = &mut scores[..n_ctx];
+            let mut max = f32::NEG_INFINITY;
+            for (j, s) in sc.iter_mut().enumerate() {
+                let kj = &kc[j * kv_dim + koff..][..hd];
+                let mut dot = 0f32;
+                for (&a, &b) in qh.iter().zip(kj) {
+                    dot += a * b;
+                }
+                *s = dot * scale;
+                max = max.max(*s);
+            }
+            let mut sum = 0f32;
+            for s in sc.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            let o = &mut out[t * q_dim + head * hd..][..hd];
+            o.fill(0.0);
+            for (j, &s) in sc.iter().enumerate() {
+                let p = s / sum;
+                let vj = &vc[j * kv_dim + koff..][..hd];
+                for (od, &vd) in o.iter_mut().zip(vj) {
+                    *od += p * vd;
+                }
+            }
+        }
+    }
+}
+
+/// `gate <- act(gate) * up`.
+fn ffn_activation(act: FfnActivation, gate: &mut [f32], up: &[f32]) {
+    match act {
+        FfnActivation::ReluSquared => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                let r = g.max(0.0);
+                *g = r * r * u;
+            }
+        }
+        FfnActivation::Silu => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = *g / (1.0 + (-*g).exp()) * u;
+            }
+        }
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
