@@ -7,6 +7,6 @@ pub mod chat;
 pub mod gguf;
 pub mod model;
 pub mod sampler;
-pub mod synth;
 pub mod selftest;
+pub mod synth;
 pub mod tokenizer;
