@@ -35,7 +35,29 @@ enum Command {
 pub(crate) type CliResult = Result<(), String>;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help / --version: print as clap formats them.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line, like every other failure: clap's message up to its usage block.
+            let text = e.to_string();
+            let msg: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let msg = msg.join(" ");
+            eprintln!(
+                "bitnet: error: {} (see `bitnet --help`)",
+                msg.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
