@@ -3,6 +3,7 @@
 //! Format knowledge (how ternary bytes decode) lives in `bitnet-kernels`; this crate hands
 //! the kernels borrowed slices of the memory-mapped file.
 
+pub mod bench;
 pub mod chat;
 pub mod gguf;
 pub mod model;

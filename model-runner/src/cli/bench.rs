@@ -1,24 +1,532 @@
-//! `bitnet bench ...` and `bitnet receipt ...` (to be written).
+//! `bitnet bench ...` and `bitnet receipt ...`: the roofline probe, the kernel matrix, whole
+//! model figures, and receipts. The measuring itself lives in `bitnet_runner::bench`.
 
-use clap::Subcommand;
+use std::path::{Path, PathBuf};
+
+use bitnet_kernels::{Format, Isa};
+use bitnet_runner::bench::kernels::{self, Config, Op, Regime, Shape};
+use bitnet_runner::bench::progress::Progress;
+use bitnet_runner::bench::receipt::{self, Receipt};
+use bitnet_runner::bench::roofline::{self, ProbeConfig, Roofline};
+use bitnet_runner::bench::{Budget, model as model_bench};
+use clap::{Args, Subcommand};
 
 use super::CliResult;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCmd {
-    /// Measure this machine's memory bandwidth and int8 peak.
-    Roofline,
+    /// Measure this machine's memory bandwidth (DRAM, L3, L2; 1 and N threads) and int8 peak.
+    Roofline {
+        /// Thread counts, comma-separated (default: 1 and all cores).
+        #[arg(long, value_delimiter = ',')]
+        threads: Vec<usize>,
+        /// Smaller DRAM buffer (256 MiB) and fewer passes.
+        #[arg(long)]
+        quick: bool,
+        /// Print the receipt JSON on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Write a JSON receipt to FILE.
+        #[arg(long, value_name = "FILE")]
+        receipt: Option<PathBuf>,
+    },
+    /// Time every format × op × ISA × threads × shape, hot and cold, against the roofline.
+    Kernels(KernelArgs),
+    /// Whole-model figures: prompt and decode tok/s, time to first token, peak RSS.
+    Model(ModelArgs),
+    /// Redraw the plot of a `bench kernels` receipt (no measuring).
+    Plot {
+        /// The receipt JSON file.
+        receipt: PathBuf,
+        /// The SVG file to write.
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KernelArgs {
+    /// Formats, comma-separated: i2s, qk256, tq2_0, tq1_0 (default: all).
+    #[arg(long, value_delimiter = ',')]
+    formats: Vec<String>,
+    /// Operations: unpack, gemv_f32, gemv_i8, gemm_i8, act_quant (default: all).
+    #[arg(long, value_delimiter = ',')]
+    ops: Vec<String>,
+    /// ISAs: scalar, avx2, avx512, auto (the best) or all (default: all this CPU has).
+    /// Naming one this CPU lacks is an error.
+    #[arg(long, value_delimiter = ',')]
+    isa: Vec<String>,
+    /// Thread counts (default: 1 and all cores).
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Shapes ROWSxCOLS (default: the 2B-4T ones, 2560x2560,640x2560,6912x2560,2560x6912).
+    #[arg(long, value_delimiter = ',')]
+    shapes: Vec<String>,
+    /// Regimes: hot, cold (default: both).
+    #[arg(long, value_delimiter = ',')]
+    regimes: Vec<String>,
+    /// Shorter timing budget, 64 MiB cold pools, quick roofline.
+    #[arg(long)]
+    quick: bool,
+    /// Size of each cold pool in MiB (default 128, or 64 with --quick).
+    #[arg(long, value_name = "MIB")]
+    cold_mib: Option<usize>,
+    /// Tokens of the prefill GEMM and the activation quantizer.
+    #[arg(long, default_value_t = 128)]
+    prefill_tokens: usize,
+    /// Print the receipt JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Draw achieved GB/s against the roofline into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Write a JSON receipt to FILE.
+    #[arg(long, value_name = "FILE")]
+    receipt: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModelArgs {
+    /// GGUF model file (default: a synthetic 2B-4T-shaped model, see --synth).
+    #[arg(short, long)]
+    model: Option<PathBuf>,
+    /// Synthetic model PRESET[:TYPE] used without -m (presets tiny, 2b4t; types i2s,
+    /// tq2_0), written once to the temp directory.
+    #[arg(long, default_value = "2b4t:i2s")]
+    synth: String,
+    /// ISA (default: the best this CPU has).
+    #[arg(long, default_value = "auto")]
+    isa: String,
+    /// Skip the roofline probe (the receipt then has no roofline).
+    #[arg(long)]
+    no_roofline: bool,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// Tokens to generate.
+    #[arg(long = "gen", default_value_t = 32)]
+    gen_tokens: usize,
+    /// Threads (default: all cores).
+    #[arg(short, long)]
+    threads: Option<usize>,
+    /// Print the receipt JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write a JSON receipt to FILE.
+    #[arg(long, value_name = "FILE")]
+    receipt: Option<PathBuf>,
 }
 
 pub(crate) fn run(cmd: BenchCmd) -> CliResult {
     match cmd {
-        BenchCmd::Roofline => Err("not written yet".into()),
+        BenchCmd::Roofline {
+            threads,
+            quick,
+            json,
+            receipt,
+        } => run_roofline(threads, quick, json, receipt.as_deref()),
+        BenchCmd::Kernels(args) => run_kernels(args),
+        BenchCmd::Model(args) => run_model(args),
+        BenchCmd::Plot { receipt, out } => {
+            let r = read_receipt(&receipt)?;
+            let roof = r
+                .roofline
+                .as_ref()
+                .ok_or_else(|| format!("{}: no roofline in the receipt", receipt.display()))?;
+            bitnet_runner::bench::plot::plot_svg(&out, &r.figures, roof, &plot_title(&r))?;
+            eprintln!("plot: {} written", out.display());
+            Ok(())
+        }
     }
+}
+
+fn default_threads(given: Vec<usize>) -> Result<Vec<usize>, String> {
+    if given.contains(&0) {
+        return Err("--threads: a thread count must be at least 1".into());
+    }
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    let cores = bitnet_kernels::exec::default_threads();
+    let mut t = vec![1, cores];
+    t.dedup();
+    Ok(t)
+}
+
+fn probe(threads: &[usize], quick: bool, progress: &mut Progress) -> Roofline {
+    let cfg = if quick {
+        ProbeConfig::quick(threads.to_vec())
+    } else {
+        ProbeConfig::full(threads.to_vec())
+    };
+    roofline::probe(&cfg, |s| progress.step(s))
+}
+
+fn roofline_text(r: &Roofline) -> String {
+    let list = |v: &[roofline::Bandwidth]| {
+        v.iter()
+            .map(|b| format!("{:.1} GB/s ({} thr)", b.gbps, b.threads))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "roofline (same run; probe loads {}):\n  DRAM read  {}  [{} MiB buffer]\n  L3 read    {}  [{} MiB]\n  L2 read    {}  [{} KiB per thread]\n  int8 peak  {:.1} G products/s, 1 thread ({}, {} token(s), cache-resident)\n",
+        r.probe_simd,
+        list(&r.dram_read_gbps),
+        r.dram_buffer_bytes >> 20,
+        list(&r.l3_read_gbps),
+        r.l3_buffer_bytes >> 20,
+        list(&r.l2_read_gbps),
+        r.l2_buffer_bytes_per_thread >> 10,
+        r.int8_peak_gops,
+        r.int8_peak_kernel,
+        r.int8_peak_tokens,
+    )
+}
+
+fn load_text(r: &Receipt) -> String {
+    let f = |l: Option<[f64; 3]>| {
+        l.map_or("?".to_string(), |l| {
+            format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+        })
+    };
+    format!(
+        "machine: {} ({} logical CPUs); load average at start {} / end {}; git {}\n",
+        r.cpu.model,
+        r.cpu.logical_cpus,
+        f(r.load_average_start),
+        f(r.load_average_end),
+        r.git_revision
+    )
+}
+
+fn finish_receipt(r: &mut Receipt, json: bool, path: Option<&Path>) -> CliResult {
+    r.finish();
+    if json {
+        println!("{}", r.to_json());
+    }
+    if let Some(p) = path {
+        r.write(p)?;
+    }
+    match receipt::verify(r) {
+        Ok(()) => {
+            if let Some(p) = path {
+                eprintln!("receipt: {} written and verified", p.display());
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("receipt does not verify: {e}")),
+    }
+}
+
+fn run_roofline(threads: Vec<usize>, quick: bool, json: bool, path: Option<&Path>) -> CliResult {
+    let threads = default_threads(threads)?;
+    let mut r = Receipt::new("roofline");
+    let mut progress = Progress::new(1, !json);
+    let roof = probe(&threads, quick, &mut progress);
+    progress.finish();
+    r.threads = threads;
+    if !json {
+        print!("{}", roofline_text(&roof));
+    }
+    r.kernels.push(roof.int8_peak_kernel.clone());
+    r.isas.push(Isa::best().name().to_string());
+    r.roofline = Some(roof);
+    if !json {
+        r.finish();
+        print!("{}", load_text(&r));
+    }
+    finish_receipt(&mut r, json, path)
+}
+
+fn parse_list<T>(
+    given: &[String],
+    all: Vec<T>,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, String> {
+    if given.is_empty() {
+        return Ok(all);
+    }
+    given
+        .iter()
+        .map(|s| parse(s.trim()).ok_or_else(|| format!("unknown {what} `{s}`")))
+        .collect()
+}
+
+fn parse_isas(given: &[String]) -> Result<Vec<Isa>, String> {
+    let mut out = Vec::new();
+    for s in given {
+        match s.trim() {
+            "all" => out.extend(Isa::available()),
+            name => {
+                let isa = Isa::parse(name).map_err(|e| e.to_string())?;
+                out.push(isa.require().map_err(|e| e.to_string())?);
+            }
+        }
+    }
+    if out.is_empty() {
+        out = Isa::available();
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn run_kernels(a: KernelArgs) -> CliResult {
+    let mut cfg = Config::full();
+    cfg.formats = parse_list(&a.formats, Format::ALL.to_vec(), "format", |s| {
+        Format::parse(s).ok()
+    })?;
+    cfg.ops = parse_list(&a.ops, Op::ALL.to_vec(), "op", Op::parse)?;
+    cfg.isas = parse_isas(&a.isa)?;
+    cfg.threads = default_threads(a.threads)?;
+    cfg.shapes = parse_list(
+        &a.shapes,
+        Shape::B2_4T.to_vec(),
+        "shape (ROWSxCOLS)",
+        Shape::parse,
+    )?;
+    cfg.regimes = parse_list(
+        &a.regimes,
+        vec![Regime::Hot, Regime::Cold],
+        "regime",
+        Regime::parse,
+    )?;
+    if a.prefill_tokens == 0 {
+        return Err("--prefill-tokens must be at least 1".into());
+    }
+    cfg.prefill_tokens = a.prefill_tokens;
+    if a.quick {
+        cfg.budget = Budget::QUICK;
+        cfg.cold_bytes = 64 << 20;
+    }
+    if let Some(m) = a.cold_mib {
+        cfg.cold_bytes = m.max(1) << 20;
+    }
+    let cases = cfg.cases();
+    if cases.is_empty() {
+        return Err("nothing to run: no case matches the filters".into());
+    }
+    let mut r = Receipt::new("kernels");
+    let mut progress = Progress::new(cases.len(), !a.quiet);
+    let roof = probe(&cfg.threads, a.quick, &mut progress);
+    let figs = kernels::run(&cfg, &roof, &mut progress)?;
+    progress.finish();
+    r.add_figures(figs);
+    r.roofline = Some(roof.clone());
+    r.notes.push(format!(
+        "figures are the fastest of repeated calls (median beside); cold = rotation through >= {} MiB of copies; hot = one matrix repeated",
+        cfg.cold_bytes >> 20
+    ));
+    r.notes.push(
+        "unpack has no ISA/thread parameter in the kernels API (recorded as scalar, 1 thread); Q8_K quantization (tq formats' act_quant) ignores the ISA"
+            .into(),
+    );
+    r.finish();
+    if let Some(p) = &a.plot {
+        bitnet_runner::bench::plot::plot_svg(p, &r.figures, &roof, &plot_title(&r))?;
+        eprintln!("plot: {} written", p.display());
+    }
+    if !a.json {
+        print!("{}", roofline_text(&roof));
+        print!("{}", load_text(&r));
+        println!();
+        print!("{}", kernels::table(&r.figures));
+        print!("{}", targets_text(&r));
+    }
+    finish_receipt(&mut r, a.json, a.receipt.as_deref())
+}
+
+fn plot_title(r: &Receipt) -> String {
+    let rev: String = r.git_revision.chars().take(12).collect();
+    format!(
+        "bitnet bench kernels — {} — git {rev} — load avg {} — weight GB/s per kernel vs read bandwidth measured in the same run",
+        r.cpu.model,
+        r.load_average_start
+            .map_or("?".into(), |l| format!("{:.2}", l[0]))
+    )
+}
+
+fn read_receipt(file: &Path) -> Result<Receipt, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Receipt::from_json(&text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// The issue-3 targets, read off the figures.
+fn targets_text(r: &Receipt) -> String {
+    let mut s = String::from("\ntargets (decode GEMV 2560→6912 = rows 6912, cols 2560):\n");
+    let best = |threads: usize, regime: &str| {
+        r.figures
+            .iter()
+            .filter(|f| {
+                f.op == "gemv_i8"
+                    && f.rows == 6912
+                    && f.cols == 2560
+                    && f.threads == threads
+                    && f.regime == regime
+            })
+            .max_by(|a, b| a.roofline_fraction.total_cmp(&b.roofline_fraction))
+    };
+    for (t, goal) in [(1usize, 0.85), (2, 0.80)] {
+        match best(t, "cold") {
+            Some(f) => {
+                s += &format!(
+                    "  cold, {t} thread(s): best {} {:.1} µs = {:.1}% of DRAM read bandwidth (target ≥ {:.0}%): {}\n",
+                    f.kernel,
+                    f.time_us,
+                    f.roofline_fraction * 100.0,
+                    goal * 100.0,
+                    if f.roofline_fraction >= goal {
+                        "met"
+                    } else {
+                        "NOT met"
+                    }
+                );
+            }
+            None => s += &format!("  cold, {t} thread(s): not measured\n"),
+        }
+    }
+    let hot = r
+        .figures
+        .iter()
+        .filter(|f| f.op == "gemv_i8" && f.threads == 1 && f.regime == "hot" && f.isa == "avx512")
+        .max_by(|a, b| a.gops.total_cmp(&b.gops));
+    match hot {
+        Some(f) => {
+            s += &format!(
+                "  hot, 1 thread, VNNI: best {} {}→{} {:.1} G weights/s (target ≥ 95): {}\n",
+                f.kernel,
+                f.cols,
+                f.rows,
+                f.gops,
+                if f.gops >= 95.0 { "met" } else { "NOT met" }
+            );
+        }
+        None => s += "  hot, 1 thread, VNNI: not measured\n",
+    }
+    s
+}
+
+fn run_model(a: ModelArgs) -> CliResult {
+    let threads = a
+        .threads
+        .unwrap_or_else(bitnet_kernels::exec::default_threads);
+    if threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    let isa = Isa::parse(&a.isa)
+        .and_then(Isa::require)
+        .map_err(|e| e.to_string())?;
+    let mut r = Receipt::new("model");
+    let path = match &a.model {
+        Some(p) => p.clone(),
+        None => {
+            eprintln!(
+                "bench model: synthetic model {} (written once to the temp directory)",
+                a.synth
+            );
+            model_bench::synth_model(&a.synth, |_, _| {})?
+        }
+    };
+    r.model = Some(model_bench::model_info(&path)?);
+    let mut progress = Progress::new(2, !a.json);
+    // The model first: the probe's large buffer would otherwise set the peak RSS.
+    progress.step("model: load, prompt, decode");
+    let m = model_bench::run(&path, a.prompt_tokens, a.gen_tokens, isa, threads)?;
+    progress.inc();
+    if !a.no_roofline {
+        let mut t = vec![1, threads];
+        t.dedup();
+        r.roofline = Some(probe(&t, true, &mut progress));
+    }
+    progress.inc();
+    progress.finish();
+    r.threads = vec![threads];
+    r.isas = vec![isa.name().to_string()];
+    for f in &m.formats {
+        for op in ["gemm_i8", "gemv_i8"] {
+            r.kernels.push(format!("{f}.{op}.{}", isa.name()));
+        }
+    }
+    if let Some(info) = r.model.as_mut() {
+        info.arch = m.arch.clone();
+    }
+    r.metric("load_ms", m.load_ms, "ms");
+    r.metric("prompt_tokens", m.prompt_tokens as f64, "tokens");
+    r.metric("gen_tokens", m.gen_tokens as f64, "tokens");
+    r.metric("time_to_first_token_ms", m.ttft_ms, "ms");
+    r.metric("prompt_tok_per_s", m.prompt_tok_per_s, "tok/s");
+    r.metric("decode_tok_per_s", m.decode_tok_per_s, "tok/s");
+    r.metric(
+        "ternary_bytes_per_token",
+        m.ternary_bytes_per_token as f64,
+        "bytes",
+    );
+    let decode_gbps = m.ternary_bytes_per_token as f64 * m.decode_tok_per_s / 1e9;
+    r.metric("decode_ternary_gbps", decode_gbps, "GB/s");
+    if let Some(rss) = m.peak_rss_bytes {
+        r.metric("peak_rss_bytes", rss as f64, "bytes");
+    }
+    let dram = r
+        .roofline
+        .as_ref()
+        .and_then(|roof| roof.bandwidth(roofline::Level::Dram, threads));
+    if let Some(bw) = dram {
+        r.metric(
+            "decode_ternary_fraction_of_dram",
+            decode_gbps / bw,
+            "fraction",
+        );
+    }
+    r.notes.push(
+        "decode_ternary_gbps counts only the ternary projections (not the head, embeddings or KV cache); prompt tokens are pseudo-random ids".into(),
+    );
+    if !a.json {
+        let info = r.model.as_ref().map_or(String::new(), |i| {
+            format!(
+                "{} ({}, {:.1} MiB, sha256 {})",
+                i.path,
+                i.arch,
+                i.bytes as f64 / 1048576.0,
+                &i.sha256[..16]
+            )
+        });
+        println!("model: {info}");
+        println!(
+            "formats {}, ISA {}, {threads} thread(s)",
+            m.formats.join(","),
+            isa.name()
+        );
+        println!("load                 {:>10.1} ms", m.load_ms);
+        println!(
+            "prompt ({} tokens)   {:>10.1} tok/s   time to first token {:.1} ms",
+            m.prompt_tokens, m.prompt_tok_per_s, m.ttft_ms
+        );
+        println!(
+            "decode ({} tokens)    {:>10.2} tok/s   ternary weights {:.2} GB/s{}",
+            m.gen_tokens,
+            m.decode_tok_per_s,
+            decode_gbps,
+            dram.map_or(String::new(), |bw| format!(
+                " = {:.1}% of DRAM read ({bw:.1} GB/s, same run)",
+                decode_gbps / bw * 100.0
+            ))
+        );
+        if let Some(rss) = m.peak_rss_bytes {
+            println!("peak RSS             {:>10.1} MiB", rss as f64 / 1048576.0);
+        }
+        r.finish();
+        print!("{}", load_text(&r));
+    }
+    finish_receipt(&mut r, a.json, a.receipt.as_deref())
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ReceiptCmd {
-    /// Verify a receipt's schema and invariants.
+    /// Verify a receipt's schema and invariants (exit 2 and one line on failure).
     Verify {
         /// The receipt JSON file.
         file: std::path::PathBuf,
@@ -27,6 +535,23 @@ pub(crate) enum ReceiptCmd {
 
 pub(crate) fn run_receipt(cmd: ReceiptCmd) -> CliResult {
     match cmd {
-        ReceiptCmd::Verify { file } => Err(format!("{}: not written yet", file.display())),
+        ReceiptCmd::Verify { file } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let r = Receipt::from_json(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            receipt::verify(&r).map_err(|e| format!("{}: {e}", file.display()))?;
+            println!(
+                "{}: ok ({} receipt, schema {} v{}, git {}, {} kernels, {} figures, {} metrics)",
+                file.display(),
+                r.kind,
+                r.schema,
+                r.schema_version,
+                r.git_revision,
+                r.kernels.len(),
+                r.figures.len(),
+                r.metrics.len()
+            );
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,193 @@
+//! Whole-model figures: load time, prompt (prefill) and decode tokens per second, time to
+//! first token, peak resident memory; plus the model file's identity (SHA-256, arch).
+//!
+//! The model is a GGUF file given by path, or a synthetic one ([`crate::synth`], e.g. the
+//! 2B-4T shapes with random ternary weights) written once to the temp directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bitnet_kernels::{Exec, Isa};
+
+use super::receipt::{ModelInfo, sha256_file};
+use crate::gguf::GgufFile;
+use crate::model::{Model, argmax};
+use crate::synth::{SynthSpec, SynthType};
+
+/// What `bitnet bench model` measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFigures {
+    /// Memory-map + parse + weight validation, ms.
+    pub load_ms: f64,
+    /// Prompt tokens processed.
+    pub prompt_tokens: usize,
+    /// Tokens generated (greedy).
+    pub gen_tokens: usize,
+    /// Prompt forward pass up to the first token's logits, ms.
+    pub ttft_ms: f64,
+    /// `prompt_tokens / ttft`.
+    pub prompt_tok_per_s: f64,
+    /// Generated tokens per second (one forward pass each, KV cache extended).
+    pub decode_tok_per_s: f64,
+    /// Peak resident set size (VmHWM), bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// Ternary weight bytes read per decoded token (all projections of all layers).
+    pub ternary_bytes_per_token: u64,
+    /// Formats of the ternary projections (e.g. `i2s`).
+    pub formats: Vec<String>,
+    /// Architecture name from the config.
+    pub arch: String,
+}
+
+/// A synthetic model `preset[:type]` (`2b4t`, `tiny`; `i2s` or `tq2_0`), written to the temp
+/// directory unless already there; returns its path.
+pub fn synth_model(spec: &str, progress: impl FnMut(u64, u64)) -> Result<PathBuf, String> {
+    let (preset, ty) = spec.split_once(':').unwrap_or((spec, "i2s"));
+    let s = SynthSpec::preset(preset)
+        .ok_or_else(|| format!("unknown synthetic preset `{preset}` (known: tiny, 2b4t)"))?;
+    let t = SynthType::parse(ty)
+        .ok_or_else(|| format!("unknown synthetic type `{ty}` (known: i2s, tq2_0)"))?;
+    let path = std::env::temp_dir().join(format!(
+        "bitnet-bench-{}-{}.gguf",
+        s.name,
+        ty.to_ascii_lowercase()
+    ));
+    if !path.exists() {
+        let tmp = path.with_extension("partial");
+        crate::synth::write_model(&s, t, 0xb17e7, &tmp, progress)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// Loads `path`, runs a `prompt_tokens` prompt (pseudo-random ids below the special tokens)
+/// and `gen_tokens` greedy decode steps on `isa` and `threads`.
+pub fn run(
+    path: &Path,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    isa: Isa,
+    threads: usize,
+) -> Result<ModelFigures, String> {
+    let exec = Exec::new(isa, threads).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let file = GgufFile::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut model = Model::load(&file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    model.set_exec(exec);
+    let c = &model.config;
+    if prompt_tokens == 0 {
+        return Err("--prompt-tokens must be at least 1".into());
+    }
+    let capacity = prompt_tokens + gen_tokens.max(1);
+    let mut state = model
+        .new_state(capacity)
+        .map_err(|e| format!("state for {capacity} positions: {e}"))?;
+    let mut rng = super::Rng::new(0x70c3);
+    let ordinary = c.vocab_size.saturating_sub(300).max(1) as u64;
+    let prompt: Vec<u32> = (0..prompt_tokens)
+        .map(|_| (rng.next_u64() % ordinary) as u32)
+        .collect();
+    let mut logits = vec![0f32; c.vocab_size];
+    let t = Instant::now();
+    model
+        .forward(&mut state, &prompt, Some(&mut logits))
+        .map_err(|e| format!("prompt: {e}"))?;
+    let ttft = t.elapsed().as_secs_f64();
+    let mut next = argmax(&logits);
+    let t = Instant::now();
+    for _ in 0..gen_tokens {
+        model
+            .forward(&mut state, &[next], Some(&mut logits))
+            .map_err(|e| format!("decode: {e}"))?;
+        next = argmax(&logits);
+    }
+    let decode = t.elapsed().as_secs_f64();
+    let mut formats: Vec<String> = Vec::new();
+    let mut ternary_bytes = 0u64;
+    for l in &model.weights.layers {
+        for p in [&l.wq, &l.wk, &l.wv, &l.wo, &l.wgate, &l.wup, &l.wdown] {
+            let f = p.w.format().name().to_string();
+            let m = p.w.matrix();
+            ternary_bytes += p.w.format().packed_len(m.rows(), m.cols()).unwrap_or(0) as u64;
+            if !formats.contains(&f) {
+                formats.push(f);
+            }
+        }
+    }
+    Ok(ModelFigures {
+        load_ms,
+        prompt_tokens,
+        gen_tokens,
+        ttft_ms: ttft * 1e3,
+        prompt_tok_per_s: prompt_tokens as f64 / ttft,
+        decode_tok_per_s: if gen_tokens > 0 {
+            gen_tokens as f64 / decode
+        } else {
+            0.0
+        },
+        peak_rss_bytes: peak_rss_bytes(),
+        ternary_bytes_per_token: ternary_bytes,
+        formats,
+        arch: c.arch_name.clone(),
+    })
+}
+
+/// Hash, size and `general.architecture` of a GGUF file.
+pub fn model_info(path: &Path) -> Result<ModelInfo, String> {
+    let sha256 = sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    let arch = match GgufFile::open(path) {
+        Ok(f) => f
+            .gguf()
+            .architecture()
+            .map_or_else(|e| format!("unknown ({e})"), str::to_string),
+        Err(e) => format!("unknown (not GGUF: {e})"),
+    };
+    Ok(ModelInfo {
+        path: path.display().to_string(),
+        sha256,
+        bytes,
+        arch,
+    })
+}
+
+/// Peak resident set size of this process (`VmHWM` in `/proc/self/status`), bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_rss_is_readable_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_bytes().is_some_and(|b| b > 0));
+        }
+    }
+
+    #[test]
+    fn model_info_of_a_shipped_model() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-b158-tq2.gguf");
+        if p.exists() {
+            let m = model_info(&p).unwrap();
+            assert_eq!(m.sha256.len(), 64);
+            assert!(m.bytes > 0);
+            assert!(!m.arch.starts_with("unknown"), "{}", m.arch);
+        }
+    }
+}
