@@ -272,3 +272,33 @@ fn chat_uses_the_files_chat_template() {
     );
     assert!(stdout(&o).matches("> ").count() >= 3, "{}", stdout(&o));
 }
+
+#[test]
+fn run_writes_a_receipt_that_verifies() {
+    let path = std::env::temp_dir().join(format!("bitnet-run-receipt-{}.json", std::process::id()));
+    let p = path.to_str().unwrap();
+    let o = bitnet(&["run", "-p", "A fool", "-n", "4", "--greedy", "--receipt", p]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(r["kind"], "run");
+    assert_eq!(r["model"]["arch"], "bitnet-b1.58");
+    assert!(
+        r["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k.as_str().unwrap().starts_with("i2s.gemv_i8."))
+    );
+    assert!(
+        r["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "decode_tok_per_s")
+    );
+    assert!(r["roofline"].is_object());
+    let v = bitnet(&["receipt", "verify", p]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let _ = std::fs::remove_file(&path);
+}

@@ -155,6 +155,17 @@ fn default_threads(given: Vec<usize>) -> Result<Vec<usize>, String> {
     Ok(t)
 }
 
+/// The quick roofline probe for a receipt written by another command (`bitnet run`),
+/// measured right after that command's work, on 1 and `threads` threads.
+pub(crate) fn quick_roofline(threads: usize) -> Roofline {
+    let mut t = vec![1, threads];
+    t.dedup();
+    let mut progress = Progress::new(1, false);
+    let r = probe(&t, true, &mut progress);
+    progress.finish();
+    r
+}
+
 fn probe(threads: &[usize], quick: bool, progress: &mut Progress) -> Roofline {
     let cfg = if quick {
         ProbeConfig::quick(threads.to_vec())

@@ -93,6 +93,10 @@ pub(crate) struct RunArgs {
     sample: SampleArgs,
     #[command(flatten)]
     exec: ExecArgs,
+    /// Write a JSON receipt: CPU, git revision, model hash, kernels and ISA executed, the
+    /// figures, and a quick roofline probe measured right after the run.
+    #[arg(long)]
+    receipt: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -384,6 +388,77 @@ fn cmd_run(a: RunArgs) -> CliResult {
         rate(decode_steps, decode_s),
     );
     INTERRUPTED.store(false, Ordering::SeqCst);
+    if let Some(receipt) = &a.receipt {
+        let figures = RunFigures {
+            load_ms,
+            prompt_tokens: ids.len(),
+            prompt_s,
+            generated,
+            decode_steps,
+            decode_s,
+        };
+        write_run_receipt(receipt, &path, &model, &figures)?;
+    }
+    Ok(())
+}
+
+/// What `bitnet run` measured, for its receipt.
+struct RunFigures {
+    load_ms: f64,
+    prompt_tokens: usize,
+    prompt_s: f64,
+    generated: usize,
+    decode_steps: usize,
+    decode_s: f64,
+}
+
+fn write_run_receipt(
+    file: &Path,
+    model_path: &Path,
+    model: &Model<'_>,
+    f: &RunFigures,
+) -> CliResult {
+    use bitnet_runner::bench::model as model_bench;
+    use bitnet_runner::bench::receipt::Receipt;
+    let mut r = Receipt::new("run");
+    r.model = Some(model_bench::model_info(model_path)?);
+    let exec = model.exec();
+    r.isas = vec![exec.isa().name().to_string()];
+    r.threads = vec![exec.threads()];
+    if let Some(l) = model.weights.layers.first() {
+        let format = l.wq.w.format().name();
+        let ops: &[&str] = match model.numerics() {
+            Numerics::F32 => &["gemv_f32"],
+            _ => &["gemm_i8", "gemv_i8"],
+        };
+        for op in ops {
+            r.kernels
+                .push(format!("{format}.{op}.{}", exec.isa().name()));
+        }
+    }
+    let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    r.metric("load_time", f.load_ms, "ms");
+    r.metric("prompt_tokens", f.prompt_tokens as f64, "tokens");
+    r.metric(
+        "prompt_tok_per_s",
+        per_s(f.prompt_tokens, f.prompt_s),
+        "tok/s",
+    );
+    r.metric("generated_tokens", f.generated as f64, "tokens");
+    r.metric(
+        "decode_tok_per_s",
+        per_s(f.decode_steps, f.decode_s),
+        "tok/s",
+    );
+    if let Some(rss) = model_bench::peak_rss_bytes() {
+        r.metric("peak_rss", rss as f64, "bytes");
+    }
+    r.notes
+        .push(format!("numerics {}", model.numerics().name()));
+    r.roofline = Some(super::bench::quick_roofline(exec.threads()));
+    r.finish();
+    r.write(file)?;
+    eprintln!("bitnet: receipt written to {}", file.display());
     Ok(())
 }
 
