@@ -219,18 +219,31 @@ pub(crate) fn gemm_tq(
     super::check_gemm(rows, cols, tokens * cols, tokens, y.len())?;
     let nb = cols / 256;
     let stride = nb * block_bytes;
+    // Σ q per activation block, once per call instead of once per row.
+    let bsum: Vec<i32> = a
+        .blocks
+        .iter()
+        .map(|b| b.bsums.iter().map(|&v| i32::from(v)).sum())
+        .collect();
     exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
         let mut sums = vec![0i32; nb];
+        let mut d_w = vec![0f32; nb];
         for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
             let row = &bytes[(r0 + i) * stride..(r0 + i + 1) * stride];
+            for (b, d) in d_w.iter_mut().enumerate() {
+                *d = block_scale(&row[b * block_bytes..], scale_at);
+            }
             for (t, ot) in o.iter_mut().enumerate() {
                 let ab = &a.blocks[t * nb..(t + 1) * nb];
                 dot(row, ab, &mut sums);
                 let mut sumf = 0f32;
-                for (b, (&s, blk)) in sums.iter().zip(ab).enumerate() {
-                    let bsum: i32 = blk.bsums.iter().map(|&v| v as i32).sum();
-                    let d_w = block_scale(&row[b * block_bytes..], scale_at);
-                    sumf += (s - bsum) as f32 * (blk.d * d_w);
+                for (((&s, blk), &bs), &dw) in sums
+                    .iter()
+                    .zip(ab)
+                    .zip(&bsum[t * nb..(t + 1) * nb])
+                    .zip(&d_w)
+                {
+                    sumf += (s - bs) as f32 * (blk.d * dw);
                 }
                 *ot = sumf;
             }
