@@ -74,6 +74,17 @@ impl Activations {
     }
 }
 
+/// Checks `x.len() == cols * tokens` (without overflow) and returns that length.
+fn check_x(x: &[f32], cols: usize, tokens: usize) -> Result<usize> {
+    let n = cols.checked_mul(tokens).ok_or(KernelError::SliceLength {
+        what: "activations",
+        got: usize::MAX,
+        expected: 0,
+    })?;
+    check_len("x [tokens, cols]", x.len(), n)?;
+    Ok(n)
+}
+
 /// Quantizes `x` (`[tokens, cols]`) with bitnet.cpp's per-token int8 rule.
 pub fn quantize_i8(x: &[f32], cols: usize, tokens: usize, exec: &Exec) -> Result<ActsI8> {
     let k = exec.kernels()?;
@@ -84,12 +95,7 @@ pub fn quantize_i8(x: &[f32], cols: usize, tokens: usize, exec: &Exec) -> Result
             expected: 1,
         });
     }
-    let n = cols.checked_mul(tokens).ok_or(KernelError::SliceLength {
-        what: "activations",
-        got: usize::MAX,
-        expected: 0,
-    })?;
-    check_len("x [tokens, cols]", x.len(), n)?;
+    check_x(x, cols, tokens)?;
     let stride = cols.div_ceil(I8_ROW_ALIGN) * I8_ROW_ALIGN;
     let mut q = vec![0i8; stride * tokens];
     let mut scale = Vec::with_capacity(tokens);
@@ -127,12 +133,7 @@ pub fn quantize_q8k(x: &[f32], cols: usize, tokens: usize) -> Result<ActsQ8K> {
             expected: cols.div_ceil(256).max(1) * 256,
         });
     }
-    let n = cols.checked_mul(tokens).ok_or(KernelError::SliceLength {
-        what: "activations",
-        got: usize::MAX,
-        expected: 0,
-    })?;
-    check_len("x [tokens, cols]", x.len(), n)?;
+    let n = check_x(x, cols, tokens)?;
     let mut blocks = Vec::with_capacity(n / 256);
     for (i, xb) in x.chunks_exact(256).enumerate() {
         if xb.iter().any(|v| !v.is_finite()) {

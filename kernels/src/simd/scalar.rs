@@ -86,7 +86,8 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0f32, |acc, (&x, &y)| acc + x * y)
 }
 
-fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+/// Also the tail loop of the SIMD `dot_f16` kernels.
+pub(crate) fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     w.chunks_exact(2).zip(x).fold(0.0f32, |acc, (c, &v)| {
         acc + half::f16::from_le_bytes([c[0], c[1]]).to_f32() * v
     })

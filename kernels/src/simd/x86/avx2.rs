@@ -17,9 +17,10 @@ unsafe fn loadu(p: *const u8) -> __m256i {
     unsafe { _mm256_loadu_si256(p as *const __m256i) }
 }
 
+/// Sum of the eight i32 lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn hsum(v: __m256i) -> i32 {
+pub(super) fn hsum(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
@@ -319,9 +320,5 @@ pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     // SAFETY: 8 writable floats.
     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), s) };
-    let mut sum = lanes.iter().sum::<f32>();
-    for (c, &v) in w[2 * n32..].chunks_exact(2).zip(&x[n32..]) {
-        sum += half::f16::from_le_bytes([c[0], c[1]]).to_f32() * v;
-    }
-    sum
+    lanes.iter().sum::<f32>() + crate::simd::scalar::dot_f16(&w[2 * n32..], &x[n32..])
 }

@@ -104,7 +104,7 @@ unsafe fn i2_row(w: *const u8, nblk: usize, q: *const i8) -> i32 {
             a = _mm256_dpbusd_epi32(a, _mm256_and_si256(_mm256_srli_epi16::<4>(v), m), ld(1));
             a = _mm256_dpbusd_epi32(a, _mm256_and_si256(_mm256_srli_epi16::<2>(v), m), ld(2));
             a = _mm256_dpbusd_epi32(a, _mm256_and_si256(v, m), ld(3));
-            total += hsum256(a);
+            total += super::avx2::hsum(a);
         }
     }
     total
@@ -239,15 +239,6 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
     }
 }
 
-#[inline]
-#[target_feature(enable = "avx2")]
-fn hsum256(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
-}
-
 /// See [`crate::simd::KernelTable::dot_f16`]: 64 halves per step (`vcvtph2ps` zmm), four
 /// FMA accumulators. No software prefetch: on this sequential stream the hardware prefetcher
 /// alone reads at ~87% of a plain streaming sum, and prefetching 1–16 KiB ahead cut that to
@@ -271,9 +262,5 @@ pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
         }
     }
     let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    let mut sum = _mm512_reduce_add_ps(s);
-    for (c, &v) in w[2 * n64..].chunks_exact(2).zip(&x[n64..]) {
-        sum += half::f16::from_le_bytes([c[0], c[1]]).to_f32() * v;
-    }
-    sum
+    _mm512_reduce_add_ps(s) + crate::simd::scalar::dot_f16(&w[2 * n64..], &x[n64..])
 }
