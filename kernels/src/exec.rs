@@ -10,8 +10,9 @@ use crate::simd::{self, KernelTable};
 
 /// Rows handed to one task at a time (a multiple of the 4-row kernel tile).
 const ROW_CHUNK: usize = 32;
-/// Below this many weights per call, threads cost more than they save.
-const PARALLEL_MIN_WEIGHTS: usize = 1 << 16;
+/// Below this many weight·token products per call, threads cost more than they save: waking a
+/// parked worker costs microseconds, about what a 1M-product GEMV takes on one core.
+const PARALLEL_MIN_WEIGHTS: usize = 1 << 20;
 
 /// Execution settings of one compute call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -285,3 +285,66 @@ fn quantized_activations_are_reusable_and_checked() {
     let wrong_width = Activations::I8(act::quantize_i8(&x[..256], 256, 1, &exec).unwrap());
     assert!(a.gemm_quantized(&wrong_width, &mut ya, &exec).is_err());
 }
+
+/// Large enough that the pool really splits the rows (more than 2^20 weight·token products):
+/// every format, f32 and int8, decode and prefill, gives the same bits on 1, 2 and 3
+/// threads as the twin (int8) or as the single-threaded run (f32).
+#[test]
+fn threads_split_rows_without_changing_bits() {
+    use bitnet_reference::testdata::SplitMix64;
+    let (rows, cols) = (700, 2560);
+    let mut g = SplitMix64::new(42);
+    let codes = g.codes(rows * cols, 2);
+    let scales = g.values(rows * cols / 256, 0.1, 1.0);
+    for format in [Format::I2s, Format::Qk256, Format::Tq2_0, Format::Tq1_0] {
+        let packed = match format {
+            Format::I2s => r::pack_i2s_codes(&codes, 0.7),
+            Format::Qk256 => r::pack_qk256(&codes, rows, cols),
+            Format::Tq2_0 => r::pack_tq2_0_codes(&codes, &scales, rows, cols),
+            _ => r::pack_tq1_0_codes(&codes, &scales, rows, cols),
+        };
+        let c = Case {
+            format,
+            rows,
+            cols,
+            tokens: 5,
+            packed,
+            scale: 0.7,
+            x: g.values(5 * cols, -9.0, 9.0),
+        };
+        let m = c.matrix();
+        let want_int = c.ref_gemm_int();
+        for isa in Isa::available() {
+            let mut first_f32: Option<Vec<u32>> = None;
+            for threads in 1..=3 {
+                let exec = Exec::new(isa, threads).unwrap();
+                for tokens in [1, 5] {
+                    let x = &c.x[..tokens * cols];
+                    let mut y = vec![0f32; tokens * rows];
+                    m.gemm_i8(x, tokens, &mut y, &exec).unwrap();
+                    let want: Vec<f32> = if tokens == 5 {
+                        want_int.clone()
+                    } else {
+                        let one = Case {
+                            tokens: 1,
+                            x: x.to_vec(),
+                            ..c.clone()
+                        };
+                        one.ref_gemm_int()
+                    };
+                    assert_eq!(
+                        bits(&y),
+                        bits(&want),
+                        "{format:?} int8 {tokens} tok on {isa} x{threads}"
+                    );
+                }
+                let mut y = vec![0f32; 5 * rows];
+                m.gemm_f32(&c.x, 5, &mut y, &exec).unwrap();
+                match &first_f32 {
+                    None => first_f32 = Some(bits(&y)),
+                    Some(f) => assert_eq!(&bits(&y), f, "{format:?} f32 on {isa} x{threads}"),
+                }
+            }
+        }
+    }
+}
