@@ -738,15 +738,24 @@ fn attention(
             let qh = &q[t * q_dim + head * hd..][..hd];
             let koff = (head / group) * hd;
             let sc = &mut scores[..n_ctx];
+            // Eight keys at a time: eight independent accumulators instead of one dependent
+            // chain. Each dot is still summed over d = 0..hd in order (bit-identical to the
+            // one-key loop and to the reference).
             let mut max = f32::NEG_INFINITY;
-            for (j, s) in sc.iter_mut().enumerate() {
-                let kj = &kc[j * kv_dim + koff..][..hd];
-                let mut dot = 0f32;
-                for (&a, &b) in qh.iter().zip(kj) {
-                    dot += a * b;
+            let mut j0 = 0;
+            for chunk in sc.chunks_mut(8) {
+                let mut acc = [0f32; 8];
+                let n = chunk.len();
+                for (d, &qd) in qh.iter().enumerate() {
+                    for (u, a) in acc[..n].iter_mut().enumerate() {
+                        *a += qd * kc[(j0 + u) * kv_dim + koff + d];
+                    }
                 }
-                *s = dot * scale;
-                max = max.max(*s);
+                for (s, &a) in chunk.iter_mut().zip(&acc) {
+                    *s = a * scale;
+                    max = max.max(*s);
+                }
+                j0 += n;
             }
             let mut sum = 0f32;
             for s in sc.iter_mut() {
