@@ -168,7 +168,9 @@ fn quantize_block_q8k(x: &[f32]) -> BlockQ8K {
     }
     let iscale = -127.0f32 / max;
     for (q, &v) in b.qs.iter_mut().zip(x) {
-        // |iscale * v| <= 127 (+ rounding), so the conversion cannot saturate.
+        // |iscale * v| <= 127 (+ rounding) when `max` is normal. A subnormal `max` makes
+        // `iscale` infinite: the saturating `as` then yields junk codes, but `d = 1/iscale`
+        // is ±0, so the block contributes exactly 0 (the twin does the same).
         *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
     }
     for (s, chunk) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {

@@ -4,6 +4,7 @@
 //! The golden vectors under `data/vectors/` were written by the real producers
 //! (bitnet.cpp for I2_S, gguf-py for TQ1_0/TQ2_0), never by this project.
 
+pub mod fuzz_targets;
 pub mod vectors;
 
 pub use bitnet_reference::bounds;
