@@ -94,7 +94,8 @@ impl<'a> Dense<'a> {
         let k = exec.kernels()?;
         let size = self.ty.size();
         exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
-            let mut w = vec![0f32; cols];
+            // Scratch for converted rows; the F16 decode path never needs it (no allocation).
+            let mut w = Vec::new();
             for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
                 let r = r0 + i;
                 let row = &self.bytes[r * cols * size..(r + 1) * cols * size];
@@ -103,6 +104,7 @@ impl<'a> Dense<'a> {
                     o[0] = (k.dot_f16)(row, x);
                     continue;
                 }
+                w.resize(cols, 0.0);
                 convert(self.ty, row, &mut w);
                 for (t, ot) in o.iter_mut().enumerate() {
                     *ot = (k.dot_f32)(&w, &x[t * cols..(t + 1) * cols]);

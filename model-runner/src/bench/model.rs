@@ -15,6 +15,9 @@ use crate::model::{Model, argmax};
 use crate::synth::{SynthSpec, SynthType};
 
 /// What `bitnet bench model` measured.
+///
+/// Decode reads every weight byte once per token: `weight_bytes_per_token()` is the memory
+/// traffic that bounds it (the KV cache, norms and one embedding row add < 1% at 2B-4T).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelFigures {
     /// Memory-map + parse + weight validation, ms.
@@ -33,10 +36,19 @@ pub struct ModelFigures {
     pub peak_rss_bytes: Option<u64>,
     /// Ternary weight bytes read per decoded token (all projections of all layers).
     pub ternary_bytes_per_token: u64,
+    /// Output-head bytes read per decoded token (the whole head matrix).
+    pub head_bytes_per_token: u64,
     /// Formats of the ternary projections (e.g. `i2s`).
     pub formats: Vec<String>,
     /// Architecture name from the config.
     pub arch: String,
+}
+
+impl ModelFigures {
+    /// Ternary projections plus the output head, bytes per decoded token.
+    pub fn weight_bytes_per_token(&self) -> u64 {
+        self.ternary_bytes_per_token + self.head_bytes_per_token
+    }
 }
 
 /// A synthetic model `preset[:type]` (`2b4t`, `tiny`; `i2s` or `tq2_0`), written to the temp
@@ -116,6 +128,8 @@ pub fn run(
             }
         }
     }
+    let head = model.weights.head();
+    let head_bytes = (head.rows() * head.cols() * head.dtype().size()) as u64;
     Ok(ModelFigures {
         load_ms,
         prompt_tokens,
@@ -129,6 +143,7 @@ pub fn run(
         },
         peak_rss_bytes: peak_rss_bytes(),
         ternary_bytes_per_token: ternary_bytes,
+        head_bytes_per_token: head_bytes,
         formats,
         arch: c.arch_name.clone(),
     })

@@ -476,8 +476,13 @@ fn run_model(a: ModelArgs) -> CliResult {
         m.ternary_bytes_per_token as f64,
         "bytes",
     );
-    let decode_gbps = m.ternary_bytes_per_token as f64 * m.decode_tok_per_s / 1e9;
-    r.metric("decode_ternary_gbps", decode_gbps, "GB/s");
+    r.metric(
+        "head_bytes_per_token",
+        m.head_bytes_per_token as f64,
+        "bytes",
+    );
+    let decode_gbps = m.weight_bytes_per_token() as f64 * m.decode_tok_per_s / 1e9;
+    r.metric("decode_weight_gbps", decode_gbps, "GB/s");
     if let Some(rss) = m.peak_rss_bytes {
         r.metric("peak_rss_bytes", rss as f64, "bytes");
     }
@@ -487,13 +492,18 @@ fn run_model(a: ModelArgs) -> CliResult {
         .and_then(|roof| roof.bandwidth(roofline::Level::Dram, threads));
     if let Some(bw) = dram {
         r.metric(
-            "decode_ternary_fraction_of_dram",
+            "decode_bound_tok_per_s",
+            bw * 1e9 / m.weight_bytes_per_token() as f64,
+            "tok/s",
+        );
+        r.metric(
+            "decode_fraction_of_bandwidth_bound",
             decode_gbps / bw,
             "fraction",
         );
     }
     r.notes.push(
-        "decode_ternary_gbps counts only the ternary projections (not the head, embeddings or KV cache); prompt tokens are pseudo-random ids".into(),
+        "decode reads every weight once per token: decode_weight_gbps = (ternary + head bytes) x tok/s; the bound is the DRAM read bandwidth measured with the same threads; prompt tokens are pseudo-random ids".into(),
     );
     if !a.json {
         let info = r.model.as_ref().map_or(String::new(), |i| {
@@ -517,13 +527,17 @@ fn run_model(a: ModelArgs) -> CliResult {
             m.prompt_tokens, m.prompt_tok_per_s, m.ttft_ms
         );
         println!(
-            "decode ({} tokens)    {:>10.2} tok/s   ternary weights {:.2} GB/s{}",
+            "decode ({} tokens)    {:>10.2} tok/s   weights {:.0} MB/token ({:.0} ternary + {:.0} head) = {:.2} GB/s{}",
             m.gen_tokens,
             m.decode_tok_per_s,
+            m.weight_bytes_per_token() as f64 / 1e6,
+            m.ternary_bytes_per_token as f64 / 1e6,
+            m.head_bytes_per_token as f64 / 1e6,
             decode_gbps,
             dram.map_or(String::new(), |bw| format!(
-                " = {:.1}% of DRAM read ({bw:.1} GB/s, same run)",
-                decode_gbps / bw * 100.0
+                "\n                                          = {:.1}% of the bound {:.1} tok/s (DRAM read {bw:.1} GB/s, {threads} thread(s), same run)",
+                decode_gbps / bw * 100.0,
+                bw * 1e9 / m.weight_bytes_per_token() as f64
             ))
         );
         if let Some(rss) = m.peak_rss_bytes {

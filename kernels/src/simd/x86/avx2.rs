@@ -6,10 +6,7 @@ use core::arch::x86_64::*;
 
 use crate::act::BlockQ8K;
 
-/// Bytes ahead of the current block to prefetch (into L2) in each weight row. Measured on
-/// AMD EPYC, cold 6912x2560 GEMV: no prefetch ~7-9 GB/s, 1 KiB ahead ~10-12 GB/s; 2-3 KiB
-/// and the T0/NTA hints were within noise of it.
-const PREFETCH: usize = 1024;
+use super::PREFETCH;
 
 #[inline(always)]
 unsafe fn loadu(p: *const u8) -> __m256i {
@@ -297,7 +294,8 @@ pub(super) unsafe fn quant_i8(x: &[f32], s: f32, q: &mut [i8]) -> i32 {
 }
 
 /// See [`crate::simd::KernelTable::dot_f16`]: 32 halves per step (`vcvtph2ps`), four FMA
-/// accumulators, no software prefetch (see the AVX-512 variant's note).
+/// accumulators; the step's 64 bytes prefetched [`PREFETCH`] bytes ahead (see the AVX-512
+/// variant's note).
 ///
 /// # Safety
 /// AVX2, F16C and FMA available; `w.len() == 2 * x.len()`.
@@ -307,6 +305,8 @@ pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     let n32 = n / 32 * 32;
     for i in (0..n32).step_by(32) {
+        // Prefetch never faults, so the address may run past the slice.
+        _mm_prefetch::<_MM_HINT_T1>(w.as_ptr().wrapping_add(2 * i + PREFETCH) as *const i8);
         for (k, a) in acc.iter_mut().enumerate() {
             // SAFETY: i + 8k + 8 <= n32 <= n elements of x and 2n bytes of w.
             unsafe {
