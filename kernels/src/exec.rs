@@ -109,6 +109,54 @@ impl Exec {
         }
     }
 
+    /// Runs `f(first_item, items, scratch)` over contiguous groups of the `item_len`-long
+    /// items of `out`, one group per part, each part with its own `scratch_len` slice of
+    /// `scratch`. Parts: this Exec's threads, at most `scratch.len() / scratch_len`, and 1
+    /// when `work` (multiply-adds of the whole call) is too small to pay for a wake-up.
+    /// Every item is computed by one call of `f` whatever the split, so callers that treat
+    /// items independently get identical bits for any thread count.
+    ///
+    /// # Panics
+    /// If `item_len` or `scratch_len` is 0, `out` is not whole items, or `scratch` is shorter
+    /// than `scratch_len` (caller bugs, not data errors).
+    pub fn for_item_groups<T, S, F>(
+        &self,
+        out: &mut [T],
+        item_len: usize,
+        scratch: &mut [S],
+        scratch_len: usize,
+        work: usize,
+        f: F,
+    ) where
+        T: Send,
+        S: Send,
+        F: Fn(usize, &mut [T], &mut [S]) + Sync,
+    {
+        assert!(item_len > 0 && scratch_len > 0 && out.len().is_multiple_of(item_len));
+        assert!(
+            scratch.len() >= scratch_len,
+            "scratch shorter than one part"
+        );
+        let items = out.len() / item_len;
+        let mut parts = self.threads.min(scratch.len() / scratch_len).min(items);
+        if work < PARALLEL_MIN_WEIGHTS {
+            parts = 1;
+        }
+        let pool = if parts > 1 { pool(self.threads) } else { None };
+        let Some(pool) = pool else {
+            f(0, out, &mut scratch[..scratch_len]);
+            return;
+        };
+        let per = items.div_ceil(parts);
+        use rayon::prelude::*;
+        pool.install(|| {
+            out.par_chunks_mut(per * item_len)
+                .zip(scratch.par_chunks_mut(scratch_len))
+                .enumerate()
+                .for_each(|(i, (o, sc))| f(i * per, o, sc));
+        });
+    }
+
     fn run_chunks<F>(&self, rows: usize, tokens: usize, work: usize, out: &mut [f32], f: &F)
     where
         F: Fn(usize, &mut [f32]) + Sync,
@@ -158,4 +206,44 @@ fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
     );
     pools.push((threads, p.clone()));
     Some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every item is visited exactly once with its own index, and each part gets its own
+    /// scratch, for small (serial) and large (parallel) work and any thread count.
+    #[test]
+    fn item_groups_cover_every_item_once() {
+        for threads in 1..=4 {
+            let exec = Exec::new(Isa::Scalar, threads).unwrap();
+            for items in [1usize, 2, 3, 7, 64] {
+                for work in [0, PARALLEL_MIN_WEIGHTS] {
+                    let mut out = vec![0u32; items * 3];
+                    let mut scratch = vec![0u8; 5 * 4];
+                    exec.for_item_groups(&mut out, 3, &mut scratch, 5, work, |first, o, sc| {
+                        assert_eq!(sc.len(), 5);
+                        sc.fill(1);
+                        for (i, it) in o.chunks_exact_mut(3).enumerate() {
+                            it.iter_mut().for_each(|x| *x += (first + i) as u32 + 1);
+                        }
+                    });
+                    let want: Vec<u32> = (0..items).flat_map(|i| [i as u32 + 1; 3]).collect();
+                    assert_eq!(out, want, "threads {threads} items {items} work {work}");
+                    let used = scratch.iter().filter(|&&b| b == 1).count();
+                    let parts = if work == 0 {
+                        1
+                    } else {
+                        threads.min(4).min(items)
+                    };
+                    assert_eq!(
+                        used,
+                        5 * parts,
+                        "threads {threads} items {items} work {work}"
+                    );
+                }
+            }
+        }
+    }
 }

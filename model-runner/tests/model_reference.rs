@@ -203,4 +203,14 @@ fn chunked_prompt_equals_token_by_token() {
     // rest of the graph is per token: the results are identical.
     assert_eq!(batched, single);
     assert_eq!(batched, split);
+
+    // This prompt's attention (~7M multiply-adds per layer) is split across threads by
+    // (token, head): any thread count gives the same bits.
+    for threads in [2, 3] {
+        model.set_exec(Exec::new(Isa::best(), threads).unwrap());
+        let mut par = vec![0f32; v];
+        let mut state = model.new_state(ids.len()).unwrap();
+        model.forward(&mut state, &ids, Some(&mut par)).unwrap();
+        assert_eq!(batched, par, "{threads} threads");
+    }
 }

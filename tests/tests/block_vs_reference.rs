@@ -294,17 +294,14 @@ fn compare(name: &str, model: &mut Model<'_>, w: &BlockWeights, layer: usize, x:
                     .unwrap();
                 assert_bits(&format!("{what}: probe input"), &probe.x, x);
                 assert_bits(&format!("{what}: probe output"), &probe.out, &y);
-                let (kc, vc) = state.kv_cache().layer(layer);
-                assert_bits(
-                    &format!("{what}: cached k"),
-                    &kc[..tokens * kv_dim],
-                    &probe.k,
-                );
-                assert_bits(
-                    &format!("{what}: cached v"),
-                    &vc[..tokens * kv_dim],
-                    &probe.v,
-                );
+                let kv = state.kv_cache();
+                let cached_k: Vec<f32> = (0..tokens).flat_map(|p| kv.key(layer, p)).collect();
+                let cached_v: Vec<f32> = (0..tokens)
+                    .flat_map(|p| kv.value(layer, p).to_vec())
+                    .collect();
+                assert_eq!(cached_k.len(), tokens * kv_dim);
+                assert_bits(&format!("{what}: cached k"), &cached_k, &probe.k);
+                assert_bits(&format!("{what}: cached v"), &cached_v, &probe.v);
                 let worst = check_stages(&what, &cfg, w, &probe, rn);
                 let max_diff = y
                     .iter()

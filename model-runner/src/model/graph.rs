@@ -12,7 +12,7 @@ use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
 use super::error::{ModelError, Result};
-use super::kv_cache::KvCache;
+use super::kv_cache::{KvCache, KvLayer};
 use super::weights::{Projection, Weights};
 
 /// How activations enter the ternary projections.
@@ -75,7 +75,7 @@ struct Scratch {
     /// RoPE tables `[ubatch, head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
-    /// Attention scores of one query `[capacity]`.
+    /// Attention scores of one query per thread `[threads][capacity]`.
     scores: Vec<f32>,
     /// Final-normed last position `[hidden]`.
     last: Vec<f32>,
@@ -227,7 +227,7 @@ impl<'a> Model<'a> {
         Ok(State {
             pos: 0,
             ubatch: ub,
-            kv: KvCache::new(c.n_layer, capacity, kv),
+            kv: KvCache::new(c.n_layer, capacity, kv, c.head_dim),
             s: Scratch {
                 x: vec![0.0; ub * c.hidden],
                 h: vec![0.0; ub * c.hidden.max(q)],
@@ -240,7 +240,12 @@ impl<'a> Model<'a> {
                 up: vec![0.0; ub * c.ffn],
                 cos: vec![0.0; ub * half],
                 sin: vec![0.0; ub * half],
-                scores: vec![0.0; capacity],
+                // One row of scores per attention thread.
+                scores: vec![
+                    0.0;
+                    capacity
+                        * bitnet_kernels::exec::default_threads().max(self.exec.threads())
+                ],
                 last: vec![0.0; c.hidden],
             },
         })
@@ -446,11 +451,10 @@ impl<'a> Model<'a> {
         rec(|p| &mut p.q, q);
         rec(|p| &mut p.k, k);
         rec(|p| &mut p.v, v);
-        let (kc, vc) = kv.layer_mut(layer);
-        kc[pos0 * kv_dim..(pos0 + tokens) * kv_dim].copy_from_slice(k);
-        vc[pos0 * kv_dim..(pos0 + tokens) * kv_dim].copy_from_slice(v);
+        let mut cache = kv.layer_mut(layer);
+        cache.store(pos0, k, v);
         let att = &mut s.att[..tokens * q_dim];
-        attention(c, q, kc, vc, pos0, tokens, &mut s.scores, att);
+        attention(c, q, &cache, pos0, tokens, &mut s.scores, att, &self.exec);
         rec(|p| &mut p.attn, att);
         let a_in: &[f32] = match &w.attn_sub_norm {
             Some(sub) => {
@@ -716,63 +720,65 @@ fn rope_neox(x: &mut [f32], n_heads: usize, head_dim: usize, cos: &[f32], sin: &
     }
 }
 
-/// Causal GQA attention of `tokens` queries at positions `pos0..` over cached keys/values
-/// `[capacity][kv_dim]`: `softmax(q·k / sqrt(head_dim))` with max subtraction, then the
-/// weighted sum of values. Query head `h` uses KV head `h / (n_head / n_head_kv)`.
+/// Causal GQA attention of `tokens` queries at positions `pos0..` over the cached keys and
+/// values (`cache` already holds positions up to `pos0 + tokens`): `softmax(q·k /
+/// sqrt(head_dim))` with max subtraction, then the weighted sum of values. Query head `h`
+/// uses KV head `h / (n_head / n_head_kv)`.
+///
+/// Each score is `0 + q[0]·k[0] + q[1]·k[1] + …` summed over `d` in order (unfused, as the
+/// reference); the loop runs `d` outermost over the transposed keys, so the positions form
+/// contiguous vector lanes without changing any score's summation order.
 #[allow(clippy::too_many_arguments)]
 fn attention(
     c: &Config,
     q: &[f32],
-    kc: &[f32],
-    vc: &[f32],
+    cache: &KvLayer<'_>,
     pos0: usize,
     tokens: usize,
     scores: &mut [f32],
     out: &mut [f32],
+    exec: &Exec,
 ) {
     let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
+    let cap = cache.capacity;
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
-    for t in 0..tokens {
-        let n_ctx = pos0 + t + 1;
-        for head in 0..c.n_head {
+    // Multiply-adds: every query head scores and sums over its causal prefix.
+    let work = 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
+    // Items are (token, head) output slices; threads take contiguous runs of them.
+    exec.for_item_groups(out, hd, scores, cap, work, |first, outs, sc_row| {
+        for (i, o) in outs.chunks_exact_mut(hd).enumerate() {
+            let (t, head) = ((first + i) / c.n_head, (first + i) % c.n_head);
+            let n_ctx = pos0 + t + 1;
             let qh = &q[t * q_dim + head * hd..][..hd];
             let koff = (head / group) * hd;
-            let sc = &mut scores[..n_ctx];
-            // Eight keys at a time: eight independent accumulators instead of one dependent
-            // chain. Each dot is still summed over d = 0..hd in order (bit-identical to the
-            // one-key loop and to the reference).
+            let kt = &cache.keys_t[koff * cap..(koff + hd) * cap];
+            let sc = &mut sc_row[..n_ctx];
+            sc.fill(0.0);
+            for (&qd, krow) in qh.iter().zip(kt.chunks_exact(cap)) {
+                for (s, &kd) in sc.iter_mut().zip(&krow[..n_ctx]) {
+                    *s += qd * kd;
+                }
+            }
             let mut max = f32::NEG_INFINITY;
-            let mut j0 = 0;
-            for chunk in sc.chunks_mut(8) {
-                let mut acc = [0f32; 8];
-                let n = chunk.len();
-                for (d, &qd) in qh.iter().enumerate() {
-                    for (u, a) in acc[..n].iter_mut().enumerate() {
-                        *a += qd * kc[(j0 + u) * kv_dim + koff + d];
-                    }
-                }
-                for (s, &a) in chunk.iter_mut().zip(&acc) {
-                    *s = a * scale;
-                    max = max.max(*s);
-                }
-                j0 += n;
+            for s in sc.iter_mut() {
+                *s *= scale;
+                max = max.max(*s);
             }
             let mut sum = 0f32;
             for s in sc.iter_mut() {
                 *s = (*s - max).exp();
                 sum += *s;
             }
-            let o = &mut out[t * q_dim + head * hd..][..hd];
             o.fill(0.0);
             for (j, &s) in sc.iter().enumerate() {
                 let p = s / sum;
-                let vj = &vc[j * kv_dim + koff..][..hd];
+                let vj = &cache.values[j * kv_dim + koff..][..hd];
                 for (od, &vd) in o.iter_mut().zip(vj) {
                     *od += p * vd;
                 }
             }
         }
-    }
+    });
 }
 
 /// `gate <- act(gate) * up`.
