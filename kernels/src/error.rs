@@ -54,6 +54,9 @@ pub enum KernelError {
     /// A scale stored with the weights is NaN or infinite.
     #[error("{format}: scale {scale} is not finite")]
     NonFiniteScale { format: Format, scale: f32 },
+    /// A dense weight to be repacked is NaN or infinite.
+    #[error("dense matrix row {row}: weight is not finite (cannot repack to int8)")]
+    NonFiniteWeight { row: usize },
     /// A code outside 0..=2 (strict checks only; kernels compute with it as +2).
     #[error("{format}: code 3 at element {index} (no producer writes it)")]
     InvalidCode { format: Format, index: usize },

@@ -10,6 +10,7 @@
 
 pub mod act;
 pub mod dense;
+pub mod dense_i8;
 pub mod error;
 pub mod exec;
 pub mod format;

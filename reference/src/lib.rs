@@ -19,6 +19,7 @@ pub mod act;
 pub mod block;
 pub mod bounds;
 mod dense;
+pub mod head_i8;
 pub mod i2s;
 pub mod q8k;
 pub mod qk256;
@@ -32,6 +33,7 @@ pub use block::{
     BlockActivation, BlockConfig, BlockTrace, BlockWeights, ProjectionNumerics, TernaryWeight,
     block_forward_ref,
 };
+pub use head_i8::{HeadI8, gemv_head_i8, repack_head_i8};
 pub use i2s::{
     dequantize_i2s, gemv_f32_i2s, gemv_i8_i2s, i2s_scale, i2s_tensor_bytes, pack_i2s_codes,
     quantize_i2s, unpack_codes_i2s,

@@ -41,6 +41,9 @@ pub(crate) struct KernelTable {
     pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
     /// `Σ f16(w_i) · x_i` in f32 over little-endian f16 bytes `w` (`w.len() == 2 * x.len()`).
     pub dot_f16: fn(w: &[u8], x: &[f32]) -> f32,
+    /// `Σ w_i · x_i` (exact i32) over `w.len() == x.len()` int8 values, for `w_i ≠ -128`
+    /// (the int8 head clamps its weights to ±127); any `x_i`.
+    pub dot_i8: fn(w: &[i8], x: &[i8]) -> i32,
 }
 
 /// The table for `isa`, or an error if this CPU lacks it.

@@ -14,6 +14,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     quant_i8,
     dot_f32,
     dot_f16,
+    dot_i8,
 };
 
 fn i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -91,4 +92,13 @@ pub(crate) fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     w.chunks_exact(2).zip(x).fold(0.0f32, |acc, (c, &v)| {
         acc + half::f16::from_le_bytes([c[0], c[1]]).to_f32() * v
     })
+}
+
+/// Also the tail loop of the SIMD `dot_i8` kernels.
+pub(crate) fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
+    assert_eq!(w.len(), x.len(), "dot_i8: lengths");
+    w.iter()
+        .zip(x)
+        .map(|(&a, &b)| i32::from(a) * i32::from(b))
+        .sum()
 }

@@ -11,7 +11,7 @@ use bitnet_kernels::{Exec, Isa};
 
 use super::receipt::{ModelInfo, sha256_file};
 use crate::gguf::GgufFile;
-use crate::model::{Model, argmax};
+use crate::model::{HeadMode, Model, argmax};
 use crate::synth::{SynthSpec, SynthType};
 
 /// What `bitnet bench model` measured.
@@ -36,7 +36,7 @@ pub struct ModelFigures {
     pub peak_rss_bytes: Option<u64>,
     /// Ternary weight bytes read per decoded token (all projections of all layers).
     pub ternary_bytes_per_token: u64,
-    /// Output-head bytes read per decoded token (the whole head matrix).
+    /// Output-head bytes read per decoded token (the whole head matrix, as stored or int8).
     pub head_bytes_per_token: u64,
     /// Formats of the ternary projections (e.g. `i2s`).
     pub formats: Vec<String>,
@@ -81,6 +81,7 @@ pub fn run(
     gen_tokens: usize,
     isa: Isa,
     threads: usize,
+    head: HeadMode,
 ) -> Result<ModelFigures, String> {
     let exec = Exec::new(isa, threads).map_err(|e| e.to_string())?;
     let t = Instant::now();
@@ -88,6 +89,9 @@ pub fn run(
     let mut model = Model::load(&file).map_err(|e| format!("{}: {e}", path.display()))?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     model.set_exec(exec);
+    model
+        .set_head_mode(head)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let c = &model.config;
     if prompt_tokens == 0 {
         return Err("--prompt-tokens must be at least 1".into());
@@ -128,8 +132,7 @@ pub fn run(
             }
         }
     }
-    let head = model.weights.head();
-    let head_bytes = (head.rows() * head.cols() * head.dtype().size()) as u64;
+    let head_bytes = model.head_bytes() as u64;
     Ok(ModelFigures {
         load_ms,
         prompt_tokens,

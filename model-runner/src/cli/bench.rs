@@ -9,6 +9,7 @@ use bitnet_runner::bench::progress::Progress;
 use bitnet_runner::bench::receipt::{self, Receipt};
 use bitnet_runner::bench::roofline::{self, ProbeConfig, Roofline};
 use bitnet_runner::bench::{Budget, model as model_bench};
+use bitnet_runner::model::HeadMode;
 use clap::{Args, Subcommand};
 
 use super::CliResult;
@@ -111,6 +112,9 @@ pub(crate) struct ModelArgs {
     /// Threads (default: all cores).
     #[arg(short, long)]
     threads: Option<usize>,
+    /// Output head: f16 (stored, exact) or int8 (repacked at load, before timing starts).
+    #[arg(long, default_value = "f16")]
+    head: String,
     /// Print the receipt JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -446,7 +450,9 @@ fn run_model(a: ModelArgs) -> CliResult {
     let mut progress = Progress::new(2, !a.json);
     // The model first: the probe's large buffer would otherwise set the peak RSS.
     progress.step("model: load, prompt, decode");
-    let m = model_bench::run(&path, a.prompt_tokens, a.gen_tokens, isa, threads)?;
+    let head = HeadMode::parse(&a.head)
+        .ok_or_else(|| format!("--head: unknown value '{}' (known: f16, int8)", a.head))?;
+    let m = model_bench::run(&path, a.prompt_tokens, a.gen_tokens, isa, threads, head)?;
     progress.inc();
     if !a.no_roofline {
         let mut t = vec![1, threads];
@@ -503,7 +509,8 @@ fn run_model(a: ModelArgs) -> CliResult {
         );
     }
     r.notes.push(
-        "decode reads every weight once per token: decode_weight_gbps = (ternary + head bytes) x tok/s; the bound is the DRAM read bandwidth measured with the same threads; prompt tokens are pseudo-random ids".into(),
+        format!("head {}; ", head.name())
+            + "decode reads every weight once per token: decode_weight_gbps = (ternary + head bytes) x tok/s; the bound is the DRAM read bandwidth measured with the same threads; prompt tokens are pseudo-random ids",
     );
     if !a.json {
         let info = r.model.as_ref().map_or(String::new(), |i| {
@@ -517,9 +524,10 @@ fn run_model(a: ModelArgs) -> CliResult {
         });
         println!("model: {info}");
         println!(
-            "formats {}, ISA {}, {threads} thread(s)",
+            "formats {}, ISA {}, {threads} thread(s), head {}",
             m.formats.join(","),
-            isa.name()
+            isa.name(),
+            head.name()
         );
         println!("load                 {:>10.1} ms", m.load_ms);
         println!(

@@ -10,7 +10,9 @@ use std::time::Instant;
 use bitnet_kernels::{Exec, I2s, Isa, TernaryMatrix, Tq1_0, Tq2_0};
 use bitnet_runner::chat::{ChatFormat, ChatMessage, PLAIN_STOP};
 use bitnet_runner::gguf::{Array, GgmlType, GgufError, GgufFile, Value};
-use bitnet_runner::model::{Config, Model, Numerics, State, load_tokenizer, tokenizer_spec};
+use bitnet_runner::model::{
+    Config, HeadMode, Model, Numerics, State, load_tokenizer, tokenizer_spec,
+};
 use bitnet_runner::sampler::{Sampler, SamplerConfig};
 use bitnet_runner::synth::{SynthSpec, SynthType, write_model};
 use bitnet_runner::tokenizer::{StreamDecoder, Tokenizer};
@@ -51,6 +53,10 @@ pub(crate) struct ExecArgs {
     /// Kernel ISA: auto, scalar, avx2, avx512.
     #[arg(long, default_value = "auto")]
     isa: String,
+    /// Output head: f16 (the stored head, exact) or int8 (repacked once at load: half the
+    /// bytes per token, logits rounded through int8).
+    #[arg(long, default_value = "f16")]
+    head: String,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +243,11 @@ fn load<'f>(file: &'f GgufFile, ea: &ExecArgs, t0: Instant) -> Result<Loaded<'f>
     let mut model = Model::load(file).map_err(|e| format!("{}: {e}", file.path().display()))?;
     model.set_exec(exec);
     model.set_numerics(numerics);
+    let head = HeadMode::parse(&ea.head)
+        .ok_or_else(|| format!("--head: unknown value '{}' (known: f16, int8)", ea.head))?;
+    model
+        .set_head_mode(head)
+        .map_err(|e| format!("{}: {e}", file.path().display()))?;
     Ok(Loaded {
         model,
         load_ms: t0.elapsed().as_secs_f64() * 1e3,
@@ -316,7 +327,7 @@ fn cmd_run(a: RunArgs) -> CliResult {
     let mut logits = vec![0f32; cfg.vocab_size];
 
     eprintln!(
-        "bitnet: {} ({}, {} layers, hidden {}, {}), isa {}, threads {}, numerics {}, seed {}{}",
+        "bitnet: {} ({}, {} layers, hidden {}, {}), isa {}, threads {}, numerics {}, head {}, seed {}{}",
         path.display(),
         cfg.arch_name,
         cfg.n_layer,
@@ -325,6 +336,7 @@ fn cmd_run(a: RunArgs) -> CliResult {
         model.exec().isa(),
         model.exec().threads(),
         model.numerics().name(),
+        model.head_mode().name(),
         scfg.seed,
         if scfg.is_greedy() { ", greedy" } else { "" },
     );
@@ -453,8 +465,11 @@ fn write_run_receipt(
     if let Some(rss) = model_bench::peak_rss_bytes() {
         r.metric("peak_rss", rss as f64, "bytes");
     }
-    r.notes
-        .push(format!("numerics {}", model.numerics().name()));
+    r.notes.push(format!(
+        "numerics {}, head {}",
+        model.numerics().name(),
+        model.head_mode().name()
+    ));
     r.roofline = Some(super::bench::quick_roofline(exec.threads()));
     r.finish();
     r.write(file)?;
@@ -544,6 +559,7 @@ fn cmd_logits(a: LogitsArgs) -> CliResult {
         "model": path.display().to_string(),
         "architecture": cfg.arch_name,
         "numerics": model.numerics().name(),
+        "head": model.head_mode().name(),
         "isa": model.exec().isa().name(),
         "n_vocab": cfg.vocab_size,
         "token_ids": ids,

@@ -7,7 +7,10 @@
 //! scalar reference block in `bitnet-reference` uses the same order, so the two agree
 //! bit for bit wherever the projections do).
 
+use std::sync::Arc;
+
 use bitnet_kernels::act::{ActsI8, quantize_i8};
+use bitnet_kernels::dense_i8::DenseI8;
 use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
@@ -41,6 +44,37 @@ impl Numerics {
         match self {
             Numerics::Bitnet => "bitnet",
             Numerics::F32 => "f32",
+        }
+    }
+}
+
+/// How the output head computes the logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadMode {
+    /// The stored head (F16 for bitnet.cpp files), converted on the fly: exact, the default.
+    #[default]
+    Stored,
+    /// Opt-in int8 copy with per-row scales ([`DenseI8`]), repacked once when selected:
+    /// half the bytes of F16 per token, at the cost of int8 rounding of the logits (and
+    /// `rows × cols` bytes of anonymous memory).
+    Int8,
+}
+
+impl HeadMode {
+    /// Parses `f16` (alias `stored`, `exact`) or `int8` (alias `i8`).
+    pub fn parse(name: &str) -> Option<HeadMode> {
+        match name.to_ascii_lowercase().as_str() {
+            "f16" | "stored" | "exact" => Some(HeadMode::Stored),
+            "int8" | "i8" => Some(HeadMode::Int8),
+            _ => None,
+        }
+    }
+
+    /// Command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadMode::Stored => "f16",
+            HeadMode::Int8 => "int8",
         }
     }
 }
@@ -168,6 +202,8 @@ pub struct Model<'a> {
     pub weights: Weights<'a>,
     exec: Exec,
     numerics: Numerics,
+    /// The int8 head when [`HeadMode::Int8`] is selected (shared by clones).
+    head_i8: Option<Arc<DenseI8>>,
 }
 
 impl<'a> Model<'a> {
@@ -180,6 +216,7 @@ impl<'a> Model<'a> {
             weights,
             exec: Exec::auto(),
             numerics: Numerics::default(),
+            head_i8: None,
         })
     }
 
@@ -206,6 +243,46 @@ impl<'a> Model<'a> {
     /// Sets the activation numerics.
     pub fn set_numerics(&mut self, numerics: Numerics) {
         self.numerics = numerics;
+    }
+
+    /// The output head in use.
+    pub fn head_mode(&self) -> HeadMode {
+        if self.head_i8.is_some() {
+            HeadMode::Int8
+        } else {
+            HeadMode::Stored
+        }
+    }
+
+    /// Selects the output head; [`HeadMode::Int8`] repacks the stored head now (once; about
+    /// a second for a 128k × 2560 F16 head) unless it already is in use.
+    pub fn set_head_mode(&mut self, mode: HeadMode) -> Result<()> {
+        match mode {
+            HeadMode::Stored => self.head_i8 = None,
+            HeadMode::Int8 if self.head_i8.is_some() => {}
+            HeadMode::Int8 => {
+                let h = DenseI8::from_dense(self.weights.head()).map_err(|source| {
+                    ModelError::Compute {
+                        layer: self.config.n_layer,
+                        op: "int8 head repack",
+                        source,
+                    }
+                })?;
+                self.head_i8 = Some(Arc::new(h));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the output head reads per token.
+    pub fn head_bytes(&self) -> usize {
+        match &self.head_i8 {
+            Some(h) => h.bytes(),
+            None => {
+                let h = self.weights.head();
+                h.rows() * h.cols() * h.dtype().size()
+            }
+        }
     }
 
     /// A state for up to `capacity` positions (at most the context length), with every
@@ -317,14 +394,15 @@ impl<'a> Model<'a> {
                 c.rms_eps,
                 last,
             );
-            self.weights
-                .head()
-                .gemm(last, 1, logits, &self.exec)
-                .map_err(|source| ModelError::Compute {
-                    layer: c.n_layer,
-                    op: "output head",
-                    source,
-                })?;
+            match &self.head_i8 {
+                Some(h) => h.gemv(last, logits, &self.exec),
+                None => self.weights.head().gemm(last, 1, logits, &self.exec),
+            }
+            .map_err(|source| ModelError::Compute {
+                layer: c.n_layer,
+                op: "output head",
+                source,
+            })?;
         }
         Ok(())
     }

@@ -322,3 +322,30 @@ pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), s) };
     lanes.iter().sum::<f32>() + crate::simd::scalar::dot_f16(&w[2 * n32..], &x[n32..])
 }
+
+/// See [`crate::simd::KernelTable::dot_i8`]: `vpmaddubsw(|x|, sign(x)·w)`, the sign moved
+/// onto the weights so the unsigned operand is `|x| ≤ 128` and, with `|w| ≤ 127`, a pair of
+/// products stays within ±32 512 (no 16-bit saturation); `vpmaddwd` widens to i32.
+/// Prefetches the weights [`PREFETCH`] bytes ahead (they stream from memory; `x` is reused).
+///
+/// # Safety
+/// AVX2 available; `w.len() == x.len()`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
+    let n = w.len();
+    let n32 = n / 32 * 32;
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    for i in (0..n32).step_by(32) {
+        // Prefetch never faults, so the address may run past the slice.
+        _mm_prefetch::<_MM_HINT_T1>(w.as_ptr().wrapping_add(i + PREFETCH));
+        // SAFETY: i + 32 <= n32 <= n bytes of both slices.
+        unsafe {
+            let wv = loadu(w.as_ptr().add(i) as *const u8);
+            let xv = loadu(x.as_ptr().add(i) as *const u8);
+            let p = _mm256_maddubs_epi16(_mm256_abs_epi8(xv), _mm256_sign_epi8(wv, xv));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+        }
+    }
+    hsum(acc) + crate::simd::scalar::dot_i8(&w[n32..], &x[n32..])
+}

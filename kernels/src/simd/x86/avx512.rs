@@ -266,3 +266,31 @@ pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
     _mm512_reduce_add_ps(s) + crate::simd::scalar::dot_f16(&w[2 * n64..], &x[n64..])
 }
+
+/// See [`crate::simd::KernelTable::dot_i8`]: `vpdpbusd(|x|, sign(x)·w)` over 64 bytes a
+/// step (the sign moved onto the weights, `|w| ≤ 127`, so the negation cannot wrap), two
+/// accumulators; the weights prefetched [`PREFETCH`] bytes ahead.
+///
+/// # Safety
+/// AVX-512 F/BW and VNNI available; `w.len() == x.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
+    let n = w.len();
+    let n64 = n / 64 * 64;
+    let zero = _mm512_setzero_si512();
+    let mut acc = [zero; 2];
+    for (k, i) in (0..n64).step_by(64).enumerate() {
+        // Prefetch never faults, so the address may run past the slice.
+        _mm_prefetch::<_MM_HINT_T1>(w.as_ptr().wrapping_add(i + PREFETCH));
+        // SAFETY: i + 64 <= n64 <= n bytes of both slices.
+        unsafe {
+            let wv = _mm512_loadu_si512(w.as_ptr().add(i) as *const __m512i);
+            let xv = _mm512_loadu_si512(x.as_ptr().add(i) as *const __m512i);
+            let neg = _mm512_movepi8_mask(xv);
+            let ws = _mm512_mask_sub_epi8(wv, neg, zero, wv);
+            acc[k & 1] = _mm512_dpbusd_epi32(acc[k & 1], _mm512_abs_epi8(xv), ws);
+        }
+    }
+    _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
+        + crate::simd::scalar::dot_i8(&w[n64..], &x[n64..])
+}

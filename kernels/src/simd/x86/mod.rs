@@ -35,6 +35,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     quant_i8: avx2_quant_i8,
     dot_f32: v3_dot_f32,
     dot_f16: avx2_dot_f16,
+    dot_i8: avx2_dot_i8,
 };
 
 pub(crate) static AVX512: KernelTable = KernelTable {
@@ -47,6 +48,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     quant_i8: avx2_quant_i8,
     dot_f32: v4_dot_f32,
     dot_f16: avx512_dot_f16,
+    dot_i8: vnni_dot_i8,
 };
 
 fn avx2_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -109,6 +111,18 @@ fn avx512_dot_f16(w: &[u8], x: &[f32]) -> f32 {
     assert_eq!(w.len(), 2 * x.len(), "dot_f16: lengths");
     // SAFETY: AVX-512 F present; reads exactly `w`, `x`.
     unsafe { avx512::dot_f16(w, x) }
+}
+
+fn avx2_dot_i8(w: &[i8], x: &[i8]) -> i32 {
+    assert_eq!(w.len(), x.len(), "dot_i8: lengths");
+    // SAFETY: AVX2 present; reads exactly `w`, `x`.
+    unsafe { avx2::dot_i8(w, x) }
+}
+
+fn vnni_dot_i8(w: &[i8], x: &[i8]) -> i32 {
+    assert_eq!(w.len(), x.len(), "dot_i8: lengths");
+    // SAFETY: AVX-512 F/BW + VNNI present; reads exactly `w`, `x`.
+    unsafe { avx512::dot_i8(w, x) }
 }
 
 fn avx2_absmax_bits(x: &[f32]) -> u32 {
