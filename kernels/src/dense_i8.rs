@@ -25,18 +25,28 @@ pub struct DenseI8 {
 }
 
 impl DenseI8 {
-    /// Repacks `w` (F32, F16 or BF16) row by row. Errors on a non-finite weight.
-    pub fn from_dense(w: &Dense<'_>) -> Result<DenseI8> {
+    /// Repacks `w` (F32, F16 or BF16) row by row, rows split across `exec`'s threads.
+    /// Errors on a non-finite weight (the first such row is named).
+    pub fn from_dense(w: &Dense<'_>, exec: &Exec) -> Result<DenseI8> {
         let (rows, cols) = (w.rows(), w.cols());
         let mut q = vec![0i8; rows * cols];
         let mut scale = vec![0f32; rows];
-        let mut row = vec![0f32; cols];
-        for (r, (qr, s)) in q.chunks_exact_mut(cols).zip(&mut scale).enumerate() {
-            w.row_to_f32(r, &mut row)?;
-            if row.iter().any(|v| !v.is_finite()) {
-                return Err(KernelError::NonFiniteWeight { row: r });
+        let bad = std::sync::Mutex::new(None::<usize>);
+        exec.for_paired_items(&mut q, cols, &mut scale, 1, rows * cols, |r0, qs, ss| {
+            let mut row = vec![0f32; cols];
+            for (i, (qr, s)) in qs.chunks_exact_mut(cols).zip(ss).enumerate() {
+                let r = r0 + i;
+                // In range by construction: r < rows and row.len() == cols.
+                if w.row_to_f32(r, &mut row).is_err() || row.iter().any(|v| !v.is_finite()) {
+                    let mut b = bad.lock().unwrap_or_else(|e| e.into_inner());
+                    *b = Some(b.map_or(r, |x| x.min(r)));
+                    return;
+                }
+                *s = quantize_row(&row, qr);
             }
-            *s = quantize_row(&row, qr);
+        });
+        if let Some(row) = bad.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(KernelError::NonFiniteWeight { row });
         }
         Ok(DenseI8 {
             rows,
@@ -88,6 +98,15 @@ impl DenseI8 {
     }
 }
 
+/// `x.round_ties_even()` (up to the sign of a zero) for `|x| ≤ 2²²` (here `|x| ≤ 127·(1 + 2⁻²⁴)`), without the libm
+/// call: adding and removing `1.5·2²³` leaves no fraction bits, so the FPU's
+/// round-to-nearest-even does the rounding (Rust never reassociates float arithmetic).
+#[inline]
+fn round_half_even_small(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (x + MAGIC) - MAGIC
+}
+
 /// Quantizes one row into `q`; returns its scale.
 fn quantize_row(row: &[f32], q: &mut [i8]) -> f32 {
     let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -102,15 +121,32 @@ fn quantize_row(row: &[f32], q: &mut [i8]) -> f32 {
         return 0.0;
     }
     for (o, &v) in q.iter_mut().zip(row) {
-        *o = (v / s).round_ties_even().clamp(-127.0, 127.0) as i8;
+        *o = round_half_even_small(v / s).clamp(-127.0, 127.0) as i8;
     }
     s
 }
 
 #[cfg(test)]
 mod tests {
+    use super::round_half_even_small;
     use crate::isa::Isa;
     use crate::simd;
+
+    #[test]
+    fn fast_rounding_equals_ties_even() {
+        for i in -300_000..=300_000 {
+            let x = i as f32 / 1024.0; // covers every tie k + 0.5 and many non-ties
+            // Equal as integers (a negative x rounding to 0 may give +0 here, -0 there).
+            assert_eq!(
+                round_half_even_small(x) as i32,
+                x.round_ties_even() as i32,
+                "{x}"
+            );
+        }
+        for x in [127.00001f32, -127.00001, 126.5, -126.5, 0.5, -0.5, 1.5, 2.5] {
+            assert_eq!(round_half_even_small(x), x.round_ties_even(), "{x}");
+        }
+    }
 
     /// Every ISA's `dot_i8` equals the exact sum at the extremes its contract allows
     /// (`x = -128`, `w = ±127`, all lengths around the vector widths and tails).

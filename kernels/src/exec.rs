@@ -157,6 +157,52 @@ impl Exec {
         });
     }
 
+    /// Runs `f(first_item, a_items, b_items)` over contiguous groups of items that own
+    /// `a_len` elements of `a` and `b_len` of `b` each (e.g. a matrix's rows and their
+    /// scales), one group per thread when `work` is large enough (see
+    /// [`for_item_groups`](Self::for_item_groups)).
+    ///
+    /// # Panics
+    /// If `a_len` or `b_len` is 0, or `a` and `b` do not hold the same number of items.
+    pub fn for_paired_items<A, B, F>(
+        &self,
+        a: &mut [A],
+        a_len: usize,
+        b: &mut [B],
+        b_len: usize,
+        work: usize,
+        f: F,
+    ) where
+        A: Send,
+        B: Send,
+        F: Fn(usize, &mut [A], &mut [B]) + Sync,
+    {
+        assert!(a_len > 0 && b_len > 0);
+        let items = a.len() / a_len;
+        assert!(
+            a.len() == items * a_len && b.len() == items * b_len,
+            "item counts"
+        );
+        let parts = if work < PARALLEL_MIN_WEIGHTS {
+            1
+        } else {
+            self.threads.min(items)
+        };
+        let pool = if parts > 1 { pool(self.threads) } else { None };
+        let Some(pool) = pool else {
+            f(0, a, b);
+            return;
+        };
+        let per = items.div_ceil(parts);
+        use rayon::prelude::*;
+        pool.install(|| {
+            a.par_chunks_mut(per * a_len)
+                .zip(b.par_chunks_mut(per * b_len))
+                .enumerate()
+                .for_each(|(i, (x, y))| f(i * per, x, y));
+        });
+    }
+
     fn run_chunks<F>(&self, rows: usize, tokens: usize, work: usize, out: &mut [f32], f: &F)
     where
         F: Fn(usize, &mut [f32]) + Sync,

@@ -80,7 +80,7 @@ fn int8_head_within_derived_bound_over_1000_tokens() {
     for (r, row) in w.chunks_exact_mut(cols).enumerate() {
         head.row_to_f32(r, row).unwrap();
     }
-    let h8 = DenseI8::from_dense(&head).unwrap();
+    let h8 = DenseI8::from_dense(&head, &exec).unwrap();
     let (mut agree, mut n, mut max_diff, mut worst_ratio) = (0usize, 0usize, 0f32, 0f64);
     let (mut y16, mut y8) = (vec![0f32; rows], vec![0f32; rows]);
     for window in ids[..1000].chunks(250) {

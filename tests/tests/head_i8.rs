@@ -29,15 +29,16 @@ fn check(rows: usize, cols: usize, seed: u64, zero_row: bool) {
     }
     let (bytes, exact) = f16_matrix(&w);
     let dense = Dense::new(DenseType::F16, rows, cols, &bytes).unwrap();
-    let ours = DenseI8::from_dense(&dense).unwrap();
     let twin = repack_head_i8(&exact, rows, cols);
-    assert_eq!(ours.values(), &twin.q[..], "{rows}x{cols}: repacked values");
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(
-        bits(ours.scales()),
-        bits(&twin.scale),
-        "{rows}x{cols}: scales"
-    );
+    let mut ours = None;
+    for exec in all_execs() {
+        let h = DenseI8::from_dense(&dense, &exec).unwrap();
+        assert_eq!(h.values(), &twin.q[..], "{rows}x{cols} {exec:?}: values");
+        assert_eq!(bits(h.scales()), bits(&twin.scale), "{rows}x{cols}: scales");
+        ours = Some(h);
+    }
+    let ours = ours.unwrap();
     let x = g.values(cols, -3.0, 3.0);
     let want = gemv_head_i8(&twin, &x);
     for exec in all_execs() {
@@ -70,15 +71,15 @@ fn head_i8_errors_not_panics() {
     }
     let d = Dense::new(DenseType::F16, 2, 2, &bytes).unwrap();
     assert!(matches!(
-        DenseI8::from_dense(&d),
+        DenseI8::from_dense(&d, &Exec::new(Isa::Scalar, 1).unwrap()),
         Err(KernelError::NonFiniteWeight { row: 0 })
     ));
     let bytes: Vec<u8> = [1.0f32, -1.0, 0.5, 0.25]
         .iter()
         .flat_map(|&v| f16::from_f32(v).to_le_bytes())
         .collect();
-    let h = DenseI8::from_dense(&Dense::new(DenseType::F16, 2, 2, &bytes).unwrap()).unwrap();
     let exec = Exec::new(Isa::best(), 1).unwrap();
+    let h = DenseI8::from_dense(&Dense::new(DenseType::F16, 2, 2, &bytes).unwrap(), &exec).unwrap();
     let mut y = [0f32; 2];
     assert!(h.gemv(&[1.0], &mut y, &exec).is_err(), "short x");
     assert!(h.gemv(&[1.0, 2.0], &mut y[..1], &exec).is_err(), "short y");

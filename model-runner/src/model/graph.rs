@@ -261,7 +261,7 @@ impl<'a> Model<'a> {
             HeadMode::Stored => self.head_i8 = None,
             HeadMode::Int8 if self.head_i8.is_some() => {}
             HeadMode::Int8 => {
-                let h = DenseI8::from_dense(self.weights.head()).map_err(|source| {
+                let h = DenseI8::from_dense(self.weights.head(), &self.exec).map_err(|source| {
                     ModelError::Compute {
                         layer: self.config.n_layer,
                         op: "int8 head repack",
