@@ -132,29 +132,12 @@ impl Exec {
         S: Send,
         F: Fn(usize, &mut [T], &mut [S]) + Sync,
     {
-        assert!(item_len > 0 && scratch_len > 0 && out.len().is_multiple_of(item_len));
         assert!(
-            scratch.len() >= scratch_len,
-            "scratch shorter than one part"
+            scratch_len > 0 && scratch.len() >= scratch_len,
+            "scratch per part"
         );
-        let items = out.len() / item_len;
-        let mut parts = self.threads.min(scratch.len() / scratch_len).min(items);
-        if work < PARALLEL_MIN_WEIGHTS {
-            parts = 1;
-        }
-        let pool = if parts > 1 { pool(self.threads) } else { None };
-        let Some(pool) = pool else {
-            f(0, out, &mut scratch[..scratch_len]);
-            return;
-        };
-        let per = items.div_ceil(parts);
-        use rayon::prelude::*;
-        pool.install(|| {
-            out.par_chunks_mut(per * item_len)
-                .zip(scratch.par_chunks_mut(scratch_len))
-                .enumerate()
-                .for_each(|(i, (o, sc))| f(i * per, o, sc));
-        });
+        let max_parts = scratch.len() / scratch_len;
+        self.run_groups(out, item_len, scratch, |_| scratch_len, max_parts, work, f);
     }
 
     /// Runs `f(first_item, a_items, b_items)` over contiguous groups of items that own
@@ -177,27 +160,50 @@ impl Exec {
         B: Send,
         F: Fn(usize, &mut [A], &mut [B]) + Sync,
     {
-        assert!(a_len > 0 && b_len > 0);
-        let items = a.len() / a_len;
         assert!(
-            a.len() == items * a_len && b.len() == items * b_len,
+            b_len > 0 && a_len > 0 && b.len() * a_len == a.len() * b_len,
             "item counts"
         );
+        self.run_groups(a, a_len, b, |per| per * b_len, usize::MAX, work, f);
+    }
+
+    /// Splits the items of `a` (`a_len` each) into at most `max_parts` contiguous groups (1
+    /// below [`PARALLEL_MIN_WEIGHTS`] of `work`), hands group `i` the `b_chunk(per)`-long
+    /// chunk `i` of `b`, and runs them on the pool.
+    #[allow(clippy::too_many_arguments)]
+    fn run_groups<A, B, F>(
+        &self,
+        a: &mut [A],
+        a_len: usize,
+        b: &mut [B],
+        b_chunk: impl Fn(usize) -> usize,
+        max_parts: usize,
+        work: usize,
+        f: F,
+    ) where
+        A: Send,
+        B: Send,
+        F: Fn(usize, &mut [A], &mut [B]) + Sync,
+    {
+        assert!(a_len > 0 && a.len().is_multiple_of(a_len), "whole items");
+        let items = a.len() / a_len;
         let parts = if work < PARALLEL_MIN_WEIGHTS {
             1
         } else {
-            self.threads.min(items)
+            self.threads.min(max_parts).min(items)
         };
         let pool = if parts > 1 { pool(self.threads) } else { None };
         let Some(pool) = pool else {
-            f(0, a, b);
+            let n = b_chunk(items.max(1)).min(b.len());
+            f(0, a, &mut b[..n]);
             return;
         };
         let per = items.div_ceil(parts);
+        let b_len = b_chunk(per);
         use rayon::prelude::*;
         pool.install(|| {
             a.par_chunks_mut(per * a_len)
-                .zip(b.par_chunks_mut(per * b_len))
+                .zip(b.par_chunks_mut(b_len))
                 .enumerate()
                 .for_each(|(i, (x, y))| f(i * per, x, y));
         });
@@ -288,6 +294,32 @@ mod tests {
                         5 * parts,
                         "threads {threads} items {items} work {work}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Each item's `a` and `b` elements arrive together, once, for any split.
+    #[test]
+    fn paired_items_stay_paired() {
+        for threads in 1..=3 {
+            let exec = Exec::new(Isa::Scalar, threads).unwrap();
+            for items in [1usize, 2, 5, 33] {
+                for work in [0, PARALLEL_MIN_WEIGHTS] {
+                    let mut a = vec![0u32; items * 4];
+                    let mut b = vec![0u32; items * 2];
+                    exec.for_paired_items(&mut a, 4, &mut b, 2, work, |first, x, y| {
+                        assert_eq!(x.len() / 4, y.len() / 2);
+                        for (i, (xa, yb)) in
+                            x.chunks_exact_mut(4).zip(y.chunks_exact_mut(2)).enumerate()
+                        {
+                            xa.iter_mut().for_each(|v| *v += (first + i) as u32);
+                            yb.iter_mut().for_each(|v| *v += (first + i) as u32);
+                        }
+                    });
+                    let want_a: Vec<u32> = (0..items as u32).flat_map(|i| [i; 4]).collect();
+                    let want_b: Vec<u32> = (0..items as u32).flat_map(|i| [i; 2]).collect();
+                    assert_eq!((a, b), (want_a, want_b), "threads {threads} items {items}");
                 }
             }
         }
