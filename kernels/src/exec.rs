@@ -10,6 +10,9 @@ use crate::simd::{self, KernelTable};
 
 /// Rows handed to one task at a time (a multiple of the 4-row kernel tile).
 const ROW_CHUNK: usize = 32;
+/// Tokens per block of the `[rows, tokens]` → `[tokens, rows]` output transpose (16 f32 = one
+/// 64-byte line of each row's results).
+const TRANSPOSE_TOKENS: usize = 16;
 /// Below this many weight·token products per call, threads cost more than they save: waking a
 /// parked worker costs microseconds, about what a 1M-product GEMV takes on one core.
 const PARALLEL_MIN_WEIGHTS: usize = 1 << 20;
@@ -102,9 +105,34 @@ impl Exec {
         }
         let mut yt = vec![0f32; rows * tokens];
         self.run_chunks(rows, tokens, work, &mut yt, &f);
-        for (r, row) in yt.chunks_exact(tokens).enumerate() {
-            for (t, &v) in row.iter().enumerate() {
-                y[t * rows + r] = v;
+        // Transpose in blocks of TRANSPOSE_TOKENS tokens: each block reads `yt` a cache line
+        // per row and writes that many sequential streams of `y`; blocks run in parallel.
+        let transpose = |t0: usize, yb: &mut [f32]| {
+            let n = yb.len() / rows;
+            for (r, src) in yt.chunks_exact(tokens).enumerate() {
+                for (j, &v) in src[t0..t0 + n].iter().enumerate() {
+                    yb[j * rows + r] = v;
+                }
+            }
+        };
+        let pool = if self.threads > 1 && work >= PARALLEL_MIN_WEIGHTS {
+            pool(self.threads)
+        } else {
+            None
+        };
+        match pool {
+            Some(pool) => {
+                use rayon::prelude::*;
+                pool.install(|| {
+                    y.par_chunks_mut(TRANSPOSE_TOKENS * rows)
+                        .enumerate()
+                        .for_each(|(b, yb)| transpose(b * TRANSPOSE_TOKENS, yb));
+                });
+            }
+            None => {
+                for (b, yb) in y.chunks_mut(TRANSPOSE_TOKENS * rows).enumerate() {
+                    transpose(b * TRANSPOSE_TOKENS, yb);
+                }
             }
         }
     }

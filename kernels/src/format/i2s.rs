@@ -299,19 +299,22 @@ pub(crate) fn gemm_i2(
         }
         // Prefill: four tokens at a time (their activations stay in L1) against every row of
         // the chunk (which stays in L1/L2 across token groups); each weight chunk is decoded
-        // once per group of four tokens.
+        // once per group of four tokens. The integer sums are kept and finished afterwards
+        // row by row, a loop over contiguous tokens that vectorizes (the division included).
+        let mut raw = vec![0i32; out.len()];
         let mut t = 0;
         while t < tokens {
             let m = (tokens - t).min(4);
-            for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
+            for (i, ri) in raw.chunks_exact_mut(tokens).enumerate() {
                 let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
-                let mut s = [0i32; 4];
-                (k.i2_dot_tokens)(w, nblk, &q[t * a.stride..], a.stride, &mut s[..m]);
-                for (j, &sj) in s[..m].iter().enumerate() {
-                    o[t + j] = finish_i2(sj, a.sum[t + j], a.scale[t + j], w_scale);
-                }
+                (k.i2_dot_tokens)(w, nblk, &q[t * a.stride..], a.stride, &mut ri[t..t + m]);
             }
             t += m;
+        }
+        for (o, ri) in out.chunks_exact_mut(tokens).zip(raw.chunks_exact(tokens)) {
+            for (((ot, &st), &asum), &ascale) in o.iter_mut().zip(ri).zip(&a.sum).zip(&a.scale) {
+                *ot = finish_i2(st, asum, ascale, w_scale);
+            }
         }
     });
     Ok(())
