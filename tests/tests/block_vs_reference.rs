@@ -296,9 +296,7 @@ fn compare(name: &str, model: &mut Model<'_>, w: &BlockWeights, layer: usize, x:
                 assert_bits(&format!("{what}: probe output"), &probe.out, &y);
                 let kv = state.kv_cache();
                 let cached_k: Vec<f32> = (0..tokens).flat_map(|p| kv.key(layer, p)).collect();
-                let cached_v: Vec<f32> = (0..tokens)
-                    .flat_map(|p| kv.value(layer, p).to_vec())
-                    .collect();
+                let cached_v: Vec<f32> = (0..tokens).flat_map(|p| kv.value(layer, p)).collect();
                 assert_eq!(cached_k.len(), tokens * kv_dim);
                 assert_bits(&format!("{what}: cached k"), &cached_k, &probe.k);
                 assert_bits(&format!("{what}: cached v"), &cached_v, &probe.v);
@@ -471,6 +469,50 @@ fn synthetic_blocks_vs_reference() {
                 w.wdown
             );
             compare(&name, &mut model, &w, 0, &x);
+        }
+    }
+}
+
+/// The f16 KV cache changes exactly one thing: attention sees keys and values rounded to
+/// f16. So the runner's attention output with an f16 cache must equal, bit for bit, the
+/// reference attention over the runner's own queries and its keys and values rounded to
+/// f16, on every ISA and 1–3 threads, and the cache must hold exactly those rounded values.
+#[test]
+fn f16_kv_cache_is_attention_over_rounded_keys_and_values() {
+    use bitnet_runner::model::KvType;
+    use half::f16;
+    let file = GgufFile::open(format!("{MODELS}/tiny-b158-i2s.gguf")).unwrap();
+    let mut model = Model::load(&file).unwrap();
+    model.set_kv_type(KvType::F16);
+    let cfg = block_config(&model);
+    let tok = load_tokenizer(file.gguf()).unwrap();
+    let text = "The meaning of life is a fool and his money, said the wise old man. ".repeat(4);
+    let ids = tok.encode(&text, true).unwrap();
+    let tokens = ids.len();
+    let hidden = model.config.hidden;
+    let kv_dim = cfg.n_head_kv * cfg.head_dim;
+    let mut x = vec![0f32; tokens * hidden];
+    model.embed(&ids, &mut x).unwrap();
+    let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&a| f16::from_f32(a).to_f32()).collect() };
+    for isa in Isa::available() {
+        for threads in 1..=3 {
+            model.set_exec(Exec::new(isa, threads).unwrap());
+            let mut state = model.new_state(tokens).unwrap();
+            assert_eq!(state.kv_cache().kv_type(), KvType::F16);
+            let mut y = x.clone();
+            let mut probe = BlockProbe::default();
+            model
+                .forward_block_probed(0, &mut state, &mut y, 0, &mut probe)
+                .unwrap();
+            let (k16, v16) = (round(&probe.k), round(&probe.v));
+            let kv = state.kv_cache();
+            let cached_k: Vec<f32> = (0..tokens).flat_map(|p| kv.key(0, p)).collect();
+            let cached_v: Vec<f32> = (0..tokens).flat_map(|p| kv.value(0, p)).collect();
+            assert_eq!(cached_k.len(), tokens * kv_dim);
+            assert_bits(&format!("{isa}/{threads}: cached k"), &cached_k, &k16);
+            assert_bits(&format!("{isa}/{threads}: cached v"), &cached_v, &v16);
+            let (_, want) = attention_ref(&cfg, &probe.q, &k16, &v16);
+            assert_bits(&format!("{isa}/{threads}: attention"), &probe.attn, &want);
         }
     }
 }

@@ -11,7 +11,7 @@ use bitnet_kernels::{Exec, Isa};
 
 use super::receipt::{ModelInfo, sha256_file};
 use crate::gguf::GgufFile;
-use crate::model::{HeadMode, Model, argmax};
+use crate::model::{HeadMode, KvType, Model, argmax};
 use crate::synth::{SynthSpec, SynthType};
 
 /// What `bitnet bench model` measured.
@@ -82,6 +82,7 @@ pub fn run(
     isa: Isa,
     threads: usize,
     head: HeadMode,
+    kv: KvType,
 ) -> Result<ModelFigures, String> {
     let exec = Exec::new(isa, threads).map_err(|e| e.to_string())?;
     let t = Instant::now();
@@ -89,6 +90,7 @@ pub fn run(
     let mut model = Model::load(&file).map_err(|e| format!("{}: {e}", path.display()))?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     model.set_exec(exec);
+    model.set_kv_type(kv);
     model
         .set_head_mode(head)
         .map_err(|e| format!("{}: {e}", path.display()))?;

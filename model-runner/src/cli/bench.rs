@@ -9,7 +9,7 @@ use bitnet_runner::bench::progress::Progress;
 use bitnet_runner::bench::receipt::{self, Receipt};
 use bitnet_runner::bench::roofline::{self, ProbeConfig, Roofline};
 use bitnet_runner::bench::{Budget, model as model_bench};
-use bitnet_runner::model::HeadMode;
+use bitnet_runner::model::{HeadMode, KvType};
 use clap::{Args, Subcommand};
 
 use super::CliResult;
@@ -115,6 +115,9 @@ pub(crate) struct ModelArgs {
     /// Output head: f16 (stored, exact) or int8 (repacked at load, before timing starts).
     #[arg(long, default_value = "f16")]
     head: String,
+    /// KV cache element type: f32 or f16.
+    #[arg(long, default_value = "f32")]
+    kv: String,
     /// Print the receipt JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -452,7 +455,9 @@ fn run_model(a: ModelArgs) -> CliResult {
     progress.step("model: load, prompt, decode");
     let head = HeadMode::parse(&a.head)
         .ok_or_else(|| format!("--head: unknown value '{}' (known: f16, int8)", a.head))?;
-    let m = model_bench::run(&path, a.prompt_tokens, a.gen_tokens, isa, threads, head)?;
+    let kv = KvType::parse(&a.kv)
+        .ok_or_else(|| format!("--kv: unknown value '{}' (known: f32, f16)", a.kv))?;
+    let m = model_bench::run(&path, a.prompt_tokens, a.gen_tokens, isa, threads, head, kv)?;
     progress.inc();
     if !a.no_roofline {
         let mut t = vec![1, threads];
@@ -509,7 +514,7 @@ fn run_model(a: ModelArgs) -> CliResult {
         );
     }
     r.notes.push(
-        format!("head {}; ", head.name())
+        format!("head {}, kv cache {}; ", head.name(), kv.name())
             + "decode reads every weight once per token: decode_weight_gbps = (ternary + head bytes) x tok/s; the bound is the DRAM read bandwidth measured with the same threads; prompt tokens are pseudo-random ids",
     );
     if !a.json {
@@ -524,10 +529,11 @@ fn run_model(a: ModelArgs) -> CliResult {
         });
         println!("model: {info}");
         println!(
-            "formats {}, ISA {}, {threads} thread(s), head {}",
+            "formats {}, ISA {}, {threads} thread(s), head {}, kv cache {}",
             m.formats.join(","),
             isa.name(),
-            head.name()
+            head.name(),
+            kv.name()
         );
         println!("load                 {:>10.1} ms", m.load_ms);
         println!(

@@ -11,7 +11,7 @@ use bitnet_kernels::{Exec, I2s, Isa, TernaryMatrix, Tq1_0, Tq2_0};
 use bitnet_runner::chat::{ChatFormat, ChatMessage, PLAIN_STOP};
 use bitnet_runner::gguf::{Array, GgmlType, GgufError, GgufFile, Value};
 use bitnet_runner::model::{
-    Config, HeadMode, Model, Numerics, State, load_tokenizer, tokenizer_spec,
+    Config, HeadMode, KvType, Model, Numerics, State, load_tokenizer, tokenizer_spec,
 };
 use bitnet_runner::sampler::{Sampler, SamplerConfig};
 use bitnet_runner::synth::{SynthSpec, SynthType, write_model};
@@ -57,6 +57,9 @@ pub(crate) struct ExecArgs {
     /// bytes per token, logits rounded through int8).
     #[arg(long, default_value = "f16")]
     head: String,
+    /// KV cache element type: f32 (exact) or f16 (half the memory, keys and values rounded).
+    #[arg(long, default_value = "f32")]
+    kv: String,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +251,9 @@ fn load<'f>(file: &'f GgufFile, ea: &ExecArgs, t0: Instant) -> Result<Loaded<'f>
     model
         .set_head_mode(head)
         .map_err(|e| format!("{}: {e}", file.path().display()))?;
+    let kv = KvType::parse(&ea.kv)
+        .ok_or_else(|| format!("--kv: unknown value '{}' (known: f32, f16)", ea.kv))?;
+    model.set_kv_type(kv);
     Ok(Loaded {
         model,
         load_ms: t0.elapsed().as_secs_f64() * 1e3,
@@ -327,7 +333,7 @@ fn cmd_run(a: RunArgs) -> CliResult {
     let mut logits = vec![0f32; cfg.vocab_size];
 
     eprintln!(
-        "bitnet: {} ({}, {} layers, hidden {}, {}), isa {}, threads {}, numerics {}, head {}, seed {}{}",
+        "bitnet: {} ({}, {} layers, hidden {}, {}), isa {}, threads {}, numerics {}, head {}, kv {}, seed {}{}",
         path.display(),
         cfg.arch_name,
         cfg.n_layer,
@@ -337,6 +343,7 @@ fn cmd_run(a: RunArgs) -> CliResult {
         model.exec().threads(),
         model.numerics().name(),
         model.head_mode().name(),
+        model.kv_type().name(),
         scfg.seed,
         if scfg.is_greedy() { ", greedy" } else { "" },
     );
@@ -466,9 +473,10 @@ fn write_run_receipt(
         r.metric("peak_rss", rss as f64, "bytes");
     }
     r.notes.push(format!(
-        "numerics {}, head {}",
+        "numerics {}, head {}, kv cache {}",
         model.numerics().name(),
-        model.head_mode().name()
+        model.head_mode().name(),
+        model.kv_type().name()
     ));
     r.roofline = Some(super::bench::quick_roofline(exec.threads()));
     r.finish();

@@ -15,7 +15,7 @@ use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
 use super::error::{ModelError, Result};
-use super::kv_cache::{KvCache, KvLayer};
+use super::kv_cache::{KvCache, KvLayer, KvType};
 use super::weights::{Projection, Weights};
 
 /// How activations enter the ternary projections.
@@ -109,7 +109,8 @@ struct Scratch {
     /// RoPE tables `[ubatch, head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
-    /// Attention scores of one query per thread `[threads][capacity]`.
+    /// Attention scratch per thread `[threads][2 * capacity + head_dim]`: one query's scores
+    /// and, for an f16 cache, one converted key row and value row.
     scores: Vec<f32>,
     /// Final-normed last position `[hidden]`.
     last: Vec<f32>,
@@ -204,6 +205,8 @@ pub struct Model<'a> {
     numerics: Numerics,
     /// The int8 head when [`HeadMode::Int8`] is selected (shared by clones).
     head_i8: Option<Arc<DenseI8>>,
+    /// Element type of the KV cache of new states.
+    kv_type: KvType,
 }
 
 impl<'a> Model<'a> {
@@ -217,6 +220,7 @@ impl<'a> Model<'a> {
             exec: Exec::auto(),
             numerics: Numerics::default(),
             head_i8: None,
+            kv_type: KvType::default(),
         })
     }
 
@@ -243,6 +247,16 @@ impl<'a> Model<'a> {
     /// Sets the activation numerics.
     pub fn set_numerics(&mut self, numerics: Numerics) {
         self.numerics = numerics;
+    }
+
+    /// Element type of the KV cache that [`new_state`](Self::new_state) allocates.
+    pub fn kv_type(&self) -> KvType {
+        self.kv_type
+    }
+
+    /// Sets the KV cache type of states created from now on.
+    pub fn set_kv_type(&mut self, ty: KvType) {
+        self.kv_type = ty;
     }
 
     /// The output head in use.
@@ -304,7 +318,7 @@ impl<'a> Model<'a> {
         Ok(State {
             pos: 0,
             ubatch: ub,
-            kv: KvCache::new(c.n_layer, capacity, kv, c.head_dim),
+            kv: KvCache::new(c.n_layer, capacity, kv, c.head_dim, self.kv_type),
             s: Scratch {
                 x: vec![0.0; ub * c.hidden],
                 h: vec![0.0; ub * c.hidden.max(q)],
@@ -320,7 +334,7 @@ impl<'a> Model<'a> {
                 // One row of scores per attention thread.
                 scores: vec![
                     0.0;
-                    capacity
+                    (2 * capacity + c.head_dim)
                         * bitnet_kernels::exec::default_threads().max(self.exec.threads())
                 ],
                 last: vec![0.0; c.hidden],
@@ -823,17 +837,22 @@ fn attention(
     // Multiply-adds: every query head scores and sums over its causal prefix.
     let work = 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
     // Items are (token, head) output slices; threads take contiguous runs of them.
-    exec.for_item_groups(out, hd, scores, cap, work, |first, outs, sc_row| {
+    // Scratch per thread: scores, then one converted key row, then one converted value row
+    // (the conversions are only used by an f16 cache).
+    let scratch = 2 * cap + hd;
+    exec.for_item_groups(out, hd, scores, scratch, work, |first, outs, buf| {
+        let (sc_row, rest) = buf.split_at_mut(cap);
+        let (kbuf, vbuf) = rest.split_at_mut(cap);
         for (i, o) in outs.chunks_exact_mut(hd).enumerate() {
             let (t, head) = ((first + i) / c.n_head, (first + i) % c.n_head);
             let n_ctx = pos0 + t + 1;
             let qh = &q[t * q_dim + head * hd..][..hd];
             let koff = (head / group) * hd;
-            let kt = &cache.keys_t[koff * cap..(koff + hd) * cap];
             let sc = &mut sc_row[..n_ctx];
             sc.fill(0.0);
-            for (&qd, krow) in qh.iter().zip(kt.chunks_exact(cap)) {
-                for (s, &kd) in sc.iter_mut().zip(&krow[..n_ctx]) {
+            for (d, &qd) in qh.iter().enumerate() {
+                let krow = cache.keys_t.read((koff + d) * cap, n_ctx, kbuf);
+                for (s, &kd) in sc.iter_mut().zip(krow) {
                     *s += qd * kd;
                 }
             }
@@ -850,7 +869,7 @@ fn attention(
             o.fill(0.0);
             for (j, &s) in sc.iter().enumerate() {
                 let p = s / sum;
-                let vj = &cache.values[j * kv_dim + koff..][..hd];
+                let vj = cache.values.read(j * kv_dim + koff, hd, vbuf);
                 for (od, &vd) in o.iter_mut().zip(vj) {
                     *od += p * vd;
                 }
