@@ -812,6 +812,12 @@ fn rope_neox(x: &mut [f32], n_heads: usize, head_dim: usize, cos: &[f32], sin: &
     }
 }
 
+/// One f32 multiply-add of attention (separate multiply and add, plus the softmax and value
+/// sum around it) costs about as much as this many int8 products of the VNNI kernels, for
+/// which the pool's split threshold was measured. Decode attention over a 160-token context
+/// (0.8M multiply-adds per layer) is then split across threads.
+const F32_MAC_WEIGHT: usize = 8;
+
 /// Causal GQA attention of `tokens` queries at positions `pos0..` over the cached keys and
 /// values (`cache` already holds positions up to `pos0 + tokens`): `softmax(q·k /
 /// sqrt(head_dim))` with max subtraction, then the weighted sum of values. Query head `h`
@@ -834,8 +840,9 @@ fn attention(
     let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
     let cap = cache.capacity;
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
-    // Multiply-adds: every query head scores and sums over its causal prefix.
-    let work = 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
+    // Multiply-adds: every query head scores and sums over its causal prefix; weighted as
+    // `F32_MAC_WEIGHT` int8 products each, the unit of the pool's split threshold.
+    let work = F32_MAC_WEIGHT * 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
     // Items are (token, head) output slices; threads take contiguous runs of them.
     // Scratch per thread: scores, then one converted key row, then one converted value row
     // (the conversions are only used by an f16 cache).
