@@ -7,79 +7,8 @@ use bitnet_runner::gguf::{
     MAX_STRING_LEN, MAX_TENSOR_NAME_LEN, MIN_KV_BYTES, MIN_TENSOR_INFO_BYTES, Value, parse,
 };
 
-// ---- raw byte builder (deliberately able to write invalid files) ----------------------
-
-const U8: u32 = 0;
-const U32: u32 = 4;
-const BOOL: u32 = 7;
-const STRING: u32 = 8;
-const ARRAY: u32 = 9;
-const U64: u32 = 10;
-const F32_T: u32 = 0;
-const I2_S_T: u32 = 36;
-
-#[derive(Clone, Default)]
-struct Raw(Vec<u8>);
-
-impl Raw {
-    fn header(version: u32, n_tensors: u64, n_kv: u64) -> Raw {
-        Raw::default()
-            .bytes(b"GGUF")
-            .u32(version)
-            .u64(n_tensors)
-            .u64(n_kv)
-    }
-    fn bytes(mut self, b: &[u8]) -> Raw {
-        self.0.extend_from_slice(b);
-        self
-    }
-    fn u8(self, v: u8) -> Raw {
-        self.bytes(&[v])
-    }
-    fn u32(self, v: u32) -> Raw {
-        self.bytes(&v.to_le_bytes())
-    }
-    fn u64(self, v: u64) -> Raw {
-        self.bytes(&v.to_le_bytes())
-    }
-    fn str(self, s: &str) -> Raw {
-        self.u64(s.len() as u64).bytes(s.as_bytes())
-    }
-    /// Key and value type; the value follows.
-    fn kv(self, key: &str, ty: u32) -> Raw {
-        self.str(key).u32(ty)
-    }
-    fn kv_u32(self, key: &str, v: u32) -> Raw {
-        self.kv(key, U32).u32(v)
-    }
-    fn tensor(self, name: &str, dims: &[u64], ty: u32, offset: u64) -> Raw {
-        let mut r = self.str(name).u32(dims.len() as u32);
-        for &d in dims {
-            r = r.u64(d);
-        }
-        r.u32(ty).u64(offset)
-    }
-    fn zeros(self, n: usize) -> Raw {
-        self.bytes(&vec![0; n])
-    }
-    fn pad(self, align: usize) -> Raw {
-        let n = self.0.len().next_multiple_of(align) - self.0.len();
-        self.zeros(n)
-    }
-}
-
-fn err(bytes: &[u8]) -> GgufError {
-    parse(bytes).expect_err("malformed input must be rejected")
-}
-
-/// One tensor (no metadata) followed by `data_len` zero bytes of data.
-fn one_tensor(dims: &[u64], ty: u32, offset: u64, data_len: usize) -> Vec<u8> {
-    Raw::header(3, 1, 0)
-        .tensor("t", dims, ty, offset)
-        .pad(32)
-        .zeros(data_len)
-        .0
-}
+mod common;
+use common::*;
 
 /// A file with one key/value pair whose value bytes are `value` (after the type id).
 fn one_kv(ty: u32, value: Raw) -> Vec<u8> {

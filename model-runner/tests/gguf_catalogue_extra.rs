@@ -9,72 +9,15 @@ use bitnet_runner::gguf::{
     TensorInfo, parse,
 };
 
-const U8: u32 = 0;
-const U32: u32 = 4;
-const STRING: u32 = 8;
-const ARRAY: u32 = 9;
-const F32_T: u32 = 0;
-const Q4_0_T: u32 = 2;
-const I2_S_T: u32 = 36;
-
-#[derive(Clone, Default)]
-struct Raw(Vec<u8>);
-
-impl Raw {
-    fn header(n_tensors: u64, n_kv: u64) -> Raw {
-        Raw::default()
-            .bytes(b"GGUF")
-            .u32(3)
-            .u64(n_tensors)
-            .u64(n_kv)
-    }
-    fn bytes(mut self, b: &[u8]) -> Raw {
-        self.0.extend_from_slice(b);
-        self
-    }
-    fn u32(self, v: u32) -> Raw {
-        self.bytes(&v.to_le_bytes())
-    }
-    fn u64(self, v: u64) -> Raw {
-        self.bytes(&v.to_le_bytes())
-    }
-    fn str(self, s: &str) -> Raw {
-        self.u64(s.len() as u64).bytes(s.as_bytes())
-    }
-    fn tensor(self, name: &str, dims: &[u64], ty: u32, offset: u64) -> Raw {
-        let mut r = self.str(name).u32(dims.len() as u32);
-        for &d in dims {
-            r = r.u64(d);
-        }
-        r.u32(ty).u64(offset)
-    }
-    fn zeros(self, n: usize) -> Raw {
-        self.bytes(&vec![0; n])
-    }
-    fn pad(self, align: usize) -> Raw {
-        let n = self.0.len().next_multiple_of(align) - self.0.len();
-        self.zeros(n)
-    }
-}
-
-fn err(bytes: &[u8]) -> GgufError {
-    parse(bytes).expect_err("malformed input must be rejected")
-}
-
-fn one_tensor(dims: &[u64], ty: u32, data_len: usize) -> Vec<u8> {
-    Raw::header(1, 0)
-        .tensor("t", dims, ty, 0)
-        .pad(32)
-        .zeros(data_len)
-        .0
-}
+mod common;
+use common::*;
 
 // ---- exact boundaries of the caps ---------------------------------------------------------
 
 #[test]
 fn key_one_byte_over_the_cap() {
     let len = MAX_KEY_LEN + 1;
-    let bytes = Raw::header(0, 1).u64(len).zeros(len as usize + 8).0;
+    let bytes = Raw::header(3, 0, 1).u64(len).zeros(len as usize + 8).0;
     let e = err(&bytes);
     assert!(
         matches!(e, GgufError::KeyTooLong { len: l, max: MAX_KEY_LEN, .. } if l == len),
@@ -85,7 +28,7 @@ fn key_one_byte_over_the_cap() {
 #[test]
 fn key_at_the_cap_is_accepted() {
     let key = "k".repeat(MAX_KEY_LEN as usize);
-    let bytes = Raw::header(0, 1).str(&key).u32(U32).u32(7).0;
+    let bytes = Raw::header(3, 0, 1).str(&key).u32(U32).u32(7).0;
     let g = parse(&bytes).unwrap();
     assert_eq!(g.metadata.get_u32(&key).unwrap(), 7);
 }
@@ -93,7 +36,7 @@ fn key_at_the_cap_is_accepted() {
 #[test]
 fn string_one_byte_over_the_cap() {
     // The cap is checked before the remaining length: no 16 MiB file is needed.
-    let bytes = Raw::header(0, 1)
+    let bytes = Raw::header(3, 0, 1)
         .str("s")
         .u32(STRING)
         .u64(MAX_STRING_LEN + 1)
@@ -108,7 +51,7 @@ fn string_one_byte_over_the_cap() {
 
 #[test]
 fn string_one_byte_past_the_end() {
-    let bytes = Raw::header(0, 1)
+    let bytes = Raw::header(3, 0, 1)
         .str("s")
         .u32(STRING)
         .u64(6)
@@ -131,13 +74,13 @@ fn string_one_byte_past_the_end() {
 #[test]
 fn alignment_at_the_cap_is_accepted_and_twice_it_is_not() {
     let cap = u32::try_from(MAX_ALIGNMENT).unwrap();
-    let bytes = Raw::header(0, 1)
+    let bytes = Raw::header(3, 0, 1)
         .str("general.alignment")
         .u32(U32)
         .u32(cap)
         .0;
     assert_eq!(parse(&bytes).unwrap().alignment, MAX_ALIGNMENT);
-    let bytes = Raw::header(0, 1)
+    let bytes = Raw::header(3, 0, 1)
         .str("general.alignment")
         .u32(U32)
         .u32(cap * 2)
@@ -157,7 +100,7 @@ fn alignment_at_the_cap_is_accepted_and_twice_it_is_not() {
 fn nesting_far_past_the_cap_stops_at_the_cap() {
     // 100 000 nested array headers: the reader must stop at depth 3, not recurse (a
     // recursion per level would overflow the stack long before the end).
-    let mut r = Raw::header(0, 1).str("deep").u32(ARRAY);
+    let mut r = Raw::header(3, 0, 1).str("deep").u32(ARRAY);
     for _ in 0..100_000 {
         r = r.u32(ARRAY).u64(1);
     }
@@ -172,7 +115,7 @@ fn nesting_far_past_the_cap_stops_at_the_cap() {
 #[test]
 fn inner_array_count_past_the_end() {
     // array<array<u8>>: the outer count fits, the inner one claims 2^40 elements.
-    let bytes = Raw::header(0, 1)
+    let bytes = Raw::header(3, 0, 1)
         .str("k")
         .u32(ARRAY)
         .u32(ARRAY)
@@ -192,7 +135,7 @@ fn inner_array_count_past_the_end() {
 
 #[test]
 fn tensor_name_length_past_the_end() {
-    let bytes = Raw::header(1, 0).u64(200).zeros(40).0;
+    let bytes = Raw::header(3, 1, 0).u64(200).zeros(40).0;
     let e = err(&bytes);
     assert!(
         matches!(e, GgufError::StringPastEnd { len: 200, remaining: 40, ref what, .. }
@@ -203,7 +146,7 @@ fn tensor_name_length_past_the_end() {
 
 #[test]
 fn tensor_name_length_absurd() {
-    let bytes = Raw::header(1, 0).u64(u64::MAX).zeros(40).0;
+    let bytes = Raw::header(3, 1, 0).u64(u64::MAX).zeros(40).0;
     assert!(matches!(
         err(&bytes),
         GgufError::TensorNameTooLong {
@@ -216,7 +159,7 @@ fn tensor_name_length_absurd() {
 
 #[test]
 fn tensor_name_not_utf8() {
-    let bytes = Raw::header(1, 0)
+    let bytes = Raw::header(3, 1, 0)
         .u64(2)
         .bytes(&[0xff, 0xfe])
         .u32(1)
@@ -231,7 +174,7 @@ fn tensor_name_not_utf8() {
 
 #[test]
 fn tensor_info_cut_inside_its_dimensions() {
-    let bytes = Raw::header(1, 0).str("t").u32(2).u64(8).zeros(14).0;
+    let bytes = Raw::header(3, 1, 0).str("t").u32(2).u64(8).zeros(14).0;
     let e = err(&bytes);
     // 14 bytes: the second dimension (8) fits, the type (4) fits, the offset (8) does not.
     assert!(
@@ -246,7 +189,7 @@ fn tensor_info_cut_inside_its_dimensions() {
 fn byte_size_overflows_u64_across_two_dims() {
     // 2^31 x 2^31 = 2^62 elements (a valid i64 count) of 4 bytes = 2^64 bytes: the size,
     // not the count, overflows (CVE-2025-53630 style).
-    let e = err(&one_tensor(&[1 << 31, 1 << 31], F32_T, 64));
+    let e = err(&one_tensor(&[1 << 31, 1 << 31], F32_T, 0, 64));
     assert!(
         matches!(e, GgufError::TensorSizeOverflow { ref tensor, ggml_type: "F32", n_elements }
             if tensor == "t" && n_elements == 1 << 62),
@@ -268,14 +211,14 @@ fn blocked_types_cannot_overflow_within_the_element_cap() {
         assert!(ty.n_bytes(&[n]).is_ok(), "{ty}");
     }
     // ... and such a tensor is rejected for its data, not allocated.
-    let e = err(&one_tensor(&[n], Q4_0_T, 64));
+    let e = err(&one_tensor(&[n], Q4_0_T, 0, 64));
     assert!(matches!(e, GgufError::TensorDataTruncated { .. }), "{e}");
 }
 
 #[test]
 fn huge_logical_tensor_over_a_few_bytes() {
     // CVE-2026-33298 style: 2^40 f32 elements (4 TiB) described over 64 data bytes.
-    let e = err(&one_tensor(&[1 << 20, 1 << 20], F32_T, 64));
+    let e = err(&one_tensor(&[1 << 20, 1 << 20], F32_T, 0, 64));
     assert!(
         matches!(e, GgufError::TensorDataTruncated { n_bytes, data_len: 64, .. } if n_bytes == 1 << 42),
         "{e}"
@@ -284,8 +227,8 @@ fn huge_logical_tensor_over_a_few_bytes() {
 
 #[test]
 fn i2s_scale_tail_cut_by_one_byte() {
-    assert!(parse(&one_tensor(&[128, 2], I2_S_T, 96)).is_ok());
-    let e = err(&one_tensor(&[128, 2], I2_S_T, 95));
+    assert!(parse(&one_tensor(&[128, 2], I2_S_T, 0, 96)).is_ok());
+    let e = err(&one_tensor(&[128, 2], I2_S_T, 0, 95));
     assert!(
         matches!(
             e,
@@ -301,7 +244,7 @@ fn i2s_scale_tail_cut_by_one_byte() {
 
 #[test]
 fn second_tensor_past_the_end_of_a_valid_first() {
-    let bytes = Raw::header(2, 0)
+    let bytes = Raw::header(3, 2, 0)
         .tensor("a", &[8], F32_T, 0)
         .tensor("b", &[8], F32_T, 32)
         .pad(32)
