@@ -198,41 +198,83 @@ pub(super) unsafe fn i2_dot_tokens(
     }
 }
 
-/// See [`crate::simd::KernelTable::tq2_dot`].
+/// `Σ_j code_j · q_j` of one TQ2_0 block as 16 i32 lanes (not yet reduced).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn tq2_block(blk: *const u8, qs: *const u8) -> __m512i {
+    let mask = _mm512_set1_epi8(3);
+    // SAFETY: the caller passes a block with 64 readable code bytes and 256 activations.
+    unsafe {
+        let v = _mm512_loadu_si512(blk as *const __m512i);
+        let mut s = _mm512_dpbusd_epi32(
+            _mm512_setzero_si512(),
+            _mm512_and_si512(v, mask),
+            load_pair(qs, qs.add(128)),
+        );
+        s = _mm512_dpbusd_epi32(
+            s,
+            _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask),
+            load_pair(qs.add(32), qs.add(160)),
+        );
+        s = _mm512_dpbusd_epi32(
+            s,
+            _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask),
+            load_pair(qs.add(64), qs.add(192)),
+        );
+        _mm512_dpbusd_epi32(
+            s,
+            _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask),
+            load_pair(qs.add(96), qs.add(224)),
+        )
+    }
+}
+
+/// The lane sums of four vectors, `[Σa0, Σa1, Σa2, Σa3]`, in 11 instructions instead of
+/// four separate reductions (exact: integer adds in any order).
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn reduce4(a: [__m512i; 4]) -> __m128i {
+    let half =
+        |v: __m512i| _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v));
+    let h01 = _mm256_hadd_epi32(half(a[0]), half(a[1]));
+    let h23 = _mm256_hadd_epi32(half(a[2]), half(a[3]));
+    let h = _mm256_hadd_epi32(h01, h23);
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
+}
+
+/// See [`crate::simd::KernelTable::tq2_dot`]: blocks four at a time, their lane sums
+/// reduced together ([`reduce4`]); a tail of 1–3 blocks is reduced one by one.
 ///
 /// # Safety
 /// AVX-512 + VNNI available; `row` readable for `out.len()` 66-byte blocks, `a` likewise.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]) {
-    let mask = _mm512_set1_epi8(3);
-    for (b, o) in out.iter_mut().enumerate() {
-        // SAFETY: block b exists in both (caller); 64 of the block's 66 bytes are loaded.
-        unsafe {
-            let blk = row.add(b * 66);
-            let qs = (*a.add(b)).qs.as_ptr() as *const u8;
-            let v = _mm512_loadu_si512(blk as *const __m512i);
-            let mut s = _mm512_dpbusd_epi32(
-                _mm512_setzero_si512(),
-                _mm512_and_si512(v, mask),
-                load_pair(qs, qs.add(128)),
-            );
-            s = _mm512_dpbusd_epi32(
-                s,
-                _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask),
-                load_pair(qs.add(32), qs.add(160)),
-            );
-            s = _mm512_dpbusd_epi32(
-                s,
-                _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask),
-                load_pair(qs.add(64), qs.add(192)),
-            );
-            s = _mm512_dpbusd_epi32(
-                s,
-                _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask),
-                load_pair(qs.add(96), qs.add(224)),
-            );
-            *o = _mm512_reduce_add_epi32(s);
-        }
+    let n = out.len();
+    let mut b = 0;
+    while b + 4 <= n {
+        // SAFETY: blocks b..b+4 exist in both (caller); 64 of each block's 66 bytes are loaded.
+        let v = unsafe {
+            let (w, q) = (row.add(b * 66), a.add(b));
+            let qs = |i: usize| (*q.add(i)).qs.as_ptr() as *const u8;
+            reduce4([
+                tq2_block(w, qs(0)),
+                tq2_block(w.add(66), qs(1)),
+                tq2_block(w.add(132), qs(2)),
+                tq2_block(w.add(198), qs(3)),
+            ])
+        };
+        // SAFETY: out[b..b + 4] is in bounds (b + 4 <= n).
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(b) as *mut __m128i, v) };
+        b += 4;
+    }
+    for (i, o) in out[b..].iter_mut().enumerate() {
+        // SAFETY: block b + i exists in both (caller).
+        *o = unsafe {
+            _mm512_reduce_add_epi32(tq2_block(
+                row.add((b + i) * 66),
+                (*a.add(b + i)).qs.as_ptr() as *const u8,
+            ))
+        };
     }
 }
 
