@@ -17,6 +17,9 @@ const TRANSPOSE_TOKENS: usize = 16;
 /// parked worker costs microseconds, about what a 1M-product GEMV takes on one core.
 const PARALLEL_MIN_WEIGHTS: usize = 1 << 20;
 
+/// `y_i = y_i + a · x_i` over `min(len)` elements (see [`Exec::axpy_f32`]).
+pub type AxpyF32 = fn(a: f32, x: &[f32], y: &mut [f32]);
+
 /// Execution settings of one compute call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exec {
@@ -81,6 +84,13 @@ impl Exec {
     /// Same settings with another thread count.
     pub fn with_threads(self, threads: usize) -> Result<Exec> {
         Exec::new(self.isa, threads)
+    }
+
+    /// This ISA's `y_i = y_i + a · x_i` over `min(len)` elements, each product and sum
+    /// rounded to f32 (never fused): the bits of the plain loop on every ISA. For callers'
+    /// own f32 loops (e.g. attention) that must match a sequential reference.
+    pub fn axpy_f32(&self) -> Result<AxpyF32> {
+        Ok(self.kernels()?.axpy_f32)
     }
 
     pub(crate) fn kernels(&self) -> Result<&'static KernelTable> {
@@ -349,6 +359,36 @@ mod tests {
                     let want_b: Vec<u32> = (0..items as u32).flat_map(|i| [i; 2]).collect();
                     assert_eq!((a, b), (want_a, want_b), "threads {threads} items {items}");
                 }
+            }
+        }
+    }
+
+    /// The ISA's axpy rounds like the plain loop: equal bits on every ISA, every length
+    /// around the vector widths (products and sums rounded separately, never fused).
+    #[test]
+    fn axpy_f32_has_the_plain_loops_bits_on_every_isa() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 7.0
+        };
+        for isa in Isa::available() {
+            let axpy = Exec::new(isa, 1).unwrap().axpy_f32().unwrap();
+            for n in (0..=70).chain([127, 128, 129, 1000]) {
+                let x: Vec<f32> = (0..n).map(|_| next()).collect();
+                let y0: Vec<f32> = (0..n).map(|_| next()).collect();
+                let a = next();
+                let want: Vec<u32> = y0
+                    .iter()
+                    .zip(&x)
+                    .map(|(&y, &x)| (y + a * x).to_bits())
+                    .collect();
+                let mut y = y0.clone();
+                axpy(a, &x, &mut y);
+                let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, want, "{isa} n {n}");
             }
         }
     }

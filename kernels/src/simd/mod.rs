@@ -44,6 +44,9 @@ pub(crate) struct KernelTable {
     /// `Σ w_i · x_i` (exact i32) over `w.len() == x.len()` int8 values, for `w_i ≠ -128`
     /// (the int8 head clamps its weights to ±127); any `x_i`.
     pub dot_i8: fn(w: &[i8], x: &[i8]) -> i32,
+    /// `y_i = y_i + a · x_i` over `min(len)` elements, the product and the sum each rounded
+    /// to f32 (never fused), so every ISA gives the bits of the plain loop.
+    pub axpy_f32: fn(a: f32, x: &[f32], y: &mut [f32]),
 }
 
 /// The table for `isa`, or an error if this CPU lacks it.

@@ -15,6 +15,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     dot_f32,
     dot_f16,
     dot_i8,
+    axpy_f32,
 };
 
 fn i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -101,4 +102,11 @@ pub(crate) fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
         .zip(x)
         .map(|(&a, &b)| i32::from(a) * i32::from(b))
         .sum()
+}
+
+/// Also the tail loop of the pulp `axpy_f32`.
+pub(crate) fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
 }

@@ -546,7 +546,13 @@ impl<'a> Model<'a> {
         let mut cache = kv.layer_mut(layer);
         cache.store(pos0, k, v);
         let att = &mut s.att[..tokens * q_dim];
-        attention(c, q, &cache, pos0, tokens, &mut s.scores, att, &self.exec);
+        attention(c, q, &cache, pos0, tokens, &mut s.scores, att, &self.exec).map_err(
+            |source| ModelError::Compute {
+                layer,
+                op: "attention",
+                source,
+            },
+        )?;
         rec(|p| &mut p.attn, att);
         let a_in: &[f32] = match &w.attn_sub_norm {
             Some(sub) => {
@@ -836,7 +842,9 @@ fn attention(
     scores: &mut [f32],
     out: &mut [f32],
     exec: &Exec,
-) {
+) -> bitnet_kernels::Result<()> {
+    // `s += q_d · k` and `o += p · v` as the ISA's unfused axpy: the reference's bits.
+    let axpy = exec.axpy_f32()?;
     let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
     let cap = cache.capacity;
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
@@ -858,10 +866,7 @@ fn attention(
             let sc = &mut sc_row[..n_ctx];
             sc.fill(0.0);
             for (d, &qd) in qh.iter().enumerate() {
-                let krow = cache.keys_t.read((koff + d) * cap, n_ctx, kbuf);
-                for (s, &kd) in sc.iter_mut().zip(krow) {
-                    *s += qd * kd;
-                }
+                axpy(qd, cache.keys_t.read((koff + d) * cap, n_ctx, kbuf), sc);
             }
             let mut max = f32::NEG_INFINITY;
             for s in sc.iter_mut() {
@@ -876,13 +881,11 @@ fn attention(
             o.fill(0.0);
             for (j, &s) in sc.iter().enumerate() {
                 let p = s / sum;
-                let vj = cache.values.read(j * kv_dim + koff, hd, vbuf);
-                for (od, &vd) in o.iter_mut().zip(vj) {
-                    *od += p * vd;
-                }
+                axpy(p, cache.values.read(j * kv_dim + koff, hd, vbuf), o);
             }
         }
     });
+    Ok(())
 }
 
 /// `gate <- act(gate) * up`.

@@ -36,6 +36,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     dot_f32: v3_dot_f32,
     dot_f16: avx2_dot_f16,
     dot_i8: avx2_dot_i8,
+    axpy_f32: v3_axpy_f32,
 };
 
 pub(crate) static AVX512: KernelTable = KernelTable {
@@ -49,6 +50,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     dot_f32: v4_dot_f32,
     dot_f16: avx512_dot_f16,
     dot_i8: vnni_dot_i8,
+    axpy_f32: v4_axpy_f32,
 };
 
 fn avx2_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -167,6 +169,44 @@ impl WithSimd for DotF32<'_> {
             sum += x * y;
         }
         sum
+    }
+}
+
+fn v3_axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
+    match pulp::x86::V3::try_new() {
+        Some(simd) => Simd::vectorize(simd, AxpyF32 { a, x, y }),
+        None => super::scalar::axpy_f32(a, x, y),
+    }
+}
+
+fn v4_axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
+    match pulp::x86::V4::try_new() {
+        Some(simd) => Simd::vectorize(simd, AxpyF32 { a, x, y }),
+        None => v3_axpy_f32(a, x, y),
+    }
+}
+
+/// `y += a·x` written once over `pulp::Simd`: a lane-wise multiply, then a lane-wise add
+/// (not `mul_add`: the rounding of each step must match the scalar loop), then the tail.
+struct AxpyF32<'a> {
+    a: f32,
+    x: &'a [f32],
+    y: &'a mut [f32],
+}
+
+impl WithSimd for AxpyF32<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let n = self.x.len().min(self.y.len());
+        let (y, yt) = S::as_mut_simd_f32s(&mut self.y[..n]);
+        let (x, xt) = S::as_simd_f32s(&self.x[..n]);
+        let a = simd.splat_f32s(self.a);
+        for (yv, &xv) in y.iter_mut().zip(x) {
+            *yv = simd.add_f32s(*yv, simd.mul_f32s(a, xv));
+        }
+        super::scalar::axpy_f32(self.a, xt, yt);
     }
 }
 
