@@ -175,7 +175,16 @@ impl Exec {
             "scratch per part"
         );
         let max_parts = scratch.len() / scratch_len;
-        self.run_groups(out, item_len, scratch, |_| scratch_len, max_parts, work, f);
+        self.run_groups(
+            out,
+            item_len,
+            scratch,
+            |_| scratch_len,
+            max_parts,
+            work,
+            1,
+            f,
+        );
     }
 
     /// Runs `f(first_item, a_items, b_items)` over contiguous groups of items that own
@@ -202,12 +211,34 @@ impl Exec {
             b_len > 0 && a_len > 0 && b.len() * a_len == a.len() * b_len,
             "item counts"
         );
-        self.run_groups(a, a_len, b, |per| per * b_len, usize::MAX, work, f);
+        self.run_groups(a, a_len, b, |per| per * b_len, usize::MAX, work, 1, f);
+    }
+
+    /// Runs `f(first_token, y_tokens)` over contiguous runs of whole token rows of
+    /// `y = [tokens, rows]`, one run per thread when `work` is large enough, each run a
+    /// multiple of `align` tokens except the last. For prefill kernels that compute every
+    /// row for their own tokens and so write `y` in place, with no transpose.
+    pub fn for_token_groups<F>(&self, y: &mut [f32], rows: usize, align: usize, work: usize, f: F)
+    where
+        F: Fn(usize, &mut [f32]) + Sync,
+    {
+        let mut units = vec![(); y.len() / rows.max(1)];
+        self.run_groups(
+            y,
+            rows,
+            &mut units,
+            |per| per,
+            usize::MAX,
+            work,
+            align,
+            |t0, ys, _| f(t0, ys),
+        );
     }
 
     /// Splits the items of `a` (`a_len` each) into at most `max_parts` contiguous groups (1
-    /// below [`PARALLEL_MIN_WEIGHTS`] of `work`), hands group `i` the `b_chunk(per)`-long
-    /// chunk `i` of `b`, and runs them on the pool.
+    /// below [`PARALLEL_MIN_WEIGHTS`] of `work`) of a multiple of `align` items (but the
+    /// last), hands group `i` the `b_chunk(per)`-long chunk `i` of `b`, and runs them on the
+    /// pool.
     #[allow(clippy::too_many_arguments)]
     fn run_groups<A, B, F>(
         &self,
@@ -217,13 +248,17 @@ impl Exec {
         b_chunk: impl Fn(usize) -> usize,
         max_parts: usize,
         work: usize,
+        align: usize,
         f: F,
     ) where
         A: Send,
         B: Send,
         F: Fn(usize, &mut [A], &mut [B]) + Sync,
     {
-        assert!(a_len > 0 && a.len().is_multiple_of(a_len), "whole items");
+        assert!(
+            a_len > 0 && align > 0 && a.len().is_multiple_of(a_len),
+            "whole items"
+        );
         let items = a.len() / a_len;
         let parts = if work < PARALLEL_MIN_WEIGHTS {
             1
@@ -236,7 +271,7 @@ impl Exec {
             f(0, a, &mut b[..n]);
             return;
         };
-        let per = items.div_ceil(parts);
+        let per = items.div_ceil(parts).next_multiple_of(align);
         let b_len = b_chunk(per);
         use rayon::prelude::*;
         pool.install(|| {
@@ -389,6 +424,27 @@ mod tests {
                 axpy(a, &x, &mut y);
                 let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
                 assert_eq!(got, want, "{isa} n {n}");
+            }
+        }
+    }
+
+    /// Token runs start at multiples of the alignment, cover every token row once, and hand
+    /// each run its own rows of `y`.
+    #[test]
+    fn token_groups_are_aligned_and_cover_every_token() {
+        for threads in 1..=3 {
+            let exec = Exec::new(Isa::Scalar, threads).unwrap();
+            for tokens in [1usize, 4, 5, 16, 37, 128] {
+                let rows = 3;
+                let mut y = vec![0f32; tokens * rows];
+                exec.for_token_groups(&mut y, rows, 4, PARALLEL_MIN_WEIGHTS, |t0, ys| {
+                    assert!(t0.is_multiple_of(4), "run starts at {t0}");
+                    for (i, v) in ys.iter_mut().enumerate() {
+                        *v += (t0 * rows + i) as f32 + 1.0;
+                    }
+                });
+                let want: Vec<f32> = (0..tokens * rows).map(|i| i as f32 + 1.0).collect();
+                assert_eq!(y, want, "threads {threads} tokens {tokens}");
             }
         }
     }

@@ -236,6 +236,11 @@ pub(crate) fn finish_i2(sumi: i32, act_sum: i32, act_scale: f32, w_scale: f32) -
     ((sumi as f32) - (act_sum as f32)) / act_scale * w_scale
 }
 
+/// From this many tokens on, the int8 GEMM splits tokens (not rows) across threads.
+const TOKEN_SPLIT_MIN: usize = 16;
+/// Rows per chunk of the token-split prefill (a 2560-column chunk: 20 KiB of codes).
+const PREFILL_ROWS: usize = 32;
+
 /// Int8-activation product over rows of 128-element I2 blocks (I2_S and QK256 share it).
 /// `stride` is the row stride in bytes; every row holds `stride / 32` blocks.
 #[allow(clippy::too_many_arguments)]
@@ -281,6 +286,43 @@ pub(crate) fn gemm_i2(
         }
         None => &a.q,
     };
+    if tokens >= TOKEN_SPLIT_MIN {
+        // Long prefill: threads split the tokens, each computing every row for its own
+        // tokens and writing its rows of y in place (no transpose). Rows go in chunks of
+        // PREFILL_ROWS (their weights stay in L1/L2 across the chunk's token groups), tokens
+        // in groups of four (their activations stay in L1 across the chunk's rows); each
+        // weight chunk is decoded once per group of four tokens.
+        exec.for_token_groups(y, rows, 4, rows * cols * tokens, |t0, ys| {
+            let nt = ys.len() / rows;
+            let mut raw = [[0i32; PREFILL_ROWS]; 4];
+            for r0 in (0..rows).step_by(PREFILL_ROWS) {
+                let nr = (rows - r0).min(PREFILL_ROWS);
+                let mut t = 0;
+                while t < nt {
+                    let m = (nt - t).min(4);
+                    let qt = &q[(t0 + t) * a.stride..];
+                    for i in 0..nr {
+                        let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
+                        let mut s = [0i32; 4];
+                        (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut s[..m]);
+                        for (j, &sj) in s[..m].iter().enumerate() {
+                            raw[j][i] = sj;
+                        }
+                    }
+                    for (j, rj) in raw[..m].iter().enumerate() {
+                        let tt = t0 + t + j;
+                        let yrow = &mut ys[(t + j) * rows + r0..(t + j) * rows + r0 + nr];
+                        let (asum, ascale) = (a.sum[tt], a.scale[tt]);
+                        for (yv, &sv) in yrow.iter_mut().zip(&rj[..nr]) {
+                            *yv = finish_i2(sv, asum, ascale, w_scale);
+                        }
+                    }
+                    t += m;
+                }
+            }
+        });
+        return Ok(());
+    }
     exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
         let nr = out.len() / tokens;
         if tokens == 1 {
