@@ -86,6 +86,16 @@ impl Exec {
         Exec::new(self.isa, threads)
     }
 
+    /// Runs `f` on a worker of this Exec's pool (when it has more than one thread), so that
+    /// the many short parallel calls inside `f` fork and join among the pool's own workers
+    /// instead of handing work over from, and waking, an outside thread each time.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match (self.threads > 1).then(|| pool(self.threads)).flatten() {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
     /// This ISA's `y_i = y_i + a · x_i` over `min(len)` elements, each product and sum
     /// rounded to f32 (never fused): the bits of the plain loop on every ISA. For callers'
     /// own f32 loops (e.g. attention) that must match a sequential reference.
