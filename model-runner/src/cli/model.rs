@@ -248,6 +248,15 @@ fn load<'f>(file: &'f GgufFile, ea: &ExecArgs, t0: Instant) -> Result<Loaded<'f>
     model.set_numerics(numerics);
     let head = HeadMode::parse(&ea.head)
         .ok_or_else(|| format!("--head: unknown value '{}' (known: f16, int8)", ea.head))?;
+    if head == HeadMode::Int8 {
+        let h = model.weights.head();
+        eprintln!(
+            "bitnet: repacking the {} x {} output head to int8 (once, {:.1} MB)",
+            h.rows(),
+            h.cols(),
+            (h.rows() * h.cols()) as f64 / 1e6
+        );
+    }
     model
         .set_head_mode(head)
         .map_err(|e| format!("{}: {e}", file.path().display()))?;
