@@ -20,6 +20,9 @@ const PARALLEL_MIN_WEIGHTS: usize = 1 << 20;
 /// `y_i = y_i + a · x_i` over `min(len)` elements (see [`Exec::axpy_f32`]).
 pub type AxpyF32 = fn(a: f32, x: &[f32], y: &mut [f32]);
 
+/// `out_j = Σ_i x_i · m[i·stride + j]` (see [`Exec::dot_cols_f32`]).
+pub type DotColsF32 = fn(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]);
+
 /// Execution settings of one compute call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exec {
@@ -101,6 +104,13 @@ impl Exec {
     /// own f32 loops (e.g. attention) that must match a sequential reference.
     pub fn axpy_f32(&self) -> Result<AxpyF32> {
         Ok(self.kernels()?.axpy_f32)
+    }
+
+    /// This ISA's `out_j = Σ_i x_i · m[i·stride + j]` (`j < out.len()`), each sum from `+0.0`
+    /// in `i` order with products and sums rounded separately: the bits of the plain loop.
+    /// E.g. attention scores over transposed keys, or a weighted sum of value rows.
+    pub fn dot_cols_f32(&self) -> Result<DotColsF32> {
+        Ok(self.kernels()?.dot_cols_f32)
     }
 
     pub(crate) fn kernels(&self) -> Result<&'static KernelTable> {
@@ -455,6 +465,39 @@ mod tests {
                 });
                 let want: Vec<f32> = (0..tokens * rows).map(|i| i as f32 + 1.0).collect();
                 assert_eq!(y, want, "threads {threads} tokens {tokens}");
+            }
+        }
+    }
+
+    /// `dot_cols_f32` has the plain loop's bits on every ISA: column counts around the
+    /// vector widths, strides wider than the columns, one and many rows.
+    #[test]
+    fn dot_cols_f32_has_the_plain_loops_bits_on_every_isa() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 5.0
+        };
+        for isa in Isa::available() {
+            let k = Exec::new(isa, 1).unwrap().dot_cols_f32().unwrap();
+            for rows in [1usize, 2, 7, 128] {
+                for n in [0usize, 1, 7, 15, 16, 17, 33, 128, 200] {
+                    let stride = n + 5;
+                    let m: Vec<f32> = (0..rows * stride).map(|_| next()).collect();
+                    let x: Vec<f32> = (0..rows).map(|_| next()).collect();
+                    let mut want = vec![0f32; n];
+                    for (i, &xi) in x.iter().enumerate() {
+                        for (j, w) in want.iter_mut().enumerate() {
+                            *w += xi * m[i * stride + j];
+                        }
+                    }
+                    let mut got = vec![f32::NAN; n];
+                    k(&x, &m, stride, &mut got);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{isa} rows {rows} n {n}");
+                }
             }
         }
     }

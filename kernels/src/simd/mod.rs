@@ -47,6 +47,10 @@ pub(crate) struct KernelTable {
     /// `y_i = y_i + a · x_i` over `min(len)` elements, the product and the sum each rounded
     /// to f32 (never fused), so every ISA gives the bits of the plain loop.
     pub axpy_f32: fn(a: f32, x: &[f32], y: &mut [f32]),
+    /// `out_j = Σ_i x_i · m[i·stride + j]` for `j < out.len()`, each sum starting at `+0.0`
+    /// and adding the rounded products in `i` order (never fused): the bits of the plain
+    /// loop `out.fill(0); for i { for j { out[j] += x[i] * m[i*stride + j] } }`.
+    pub dot_cols_f32: fn(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]),
 }
 
 /// The table for `isa`, or an error if this CPU lacks it.
@@ -116,4 +120,18 @@ pub(crate) fn i2_dot_tokens_by_token(
 pub(crate) fn check_tq_dot(row: &[u8], a: &[BlockQ8K], nblk: usize, block_bytes: usize) {
     assert!(row.len() >= nblk * block_bytes, "tq_dot: weights too short");
     assert!(a.len() >= nblk, "tq_dot: activations too short");
+}
+
+/// Checks the bounds every `dot_cols_f32` implementation relies on.
+#[inline]
+pub(crate) fn check_dot_cols(x: &[f32], m: &[f32], stride: usize, n: usize) {
+    if let Some(last) = x.len().checked_sub(1)
+        && n > 0
+    {
+        let need = last.checked_mul(stride).and_then(|v| v.checked_add(n));
+        assert!(
+            need.is_some_and(|need| m.len() >= need),
+            "dot_cols_f32: matrix too short"
+        );
+    }
 }

@@ -16,6 +16,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     dot_f16,
     dot_i8,
     axpy_f32,
+    dot_cols_f32,
 };
 
 fn i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -108,5 +109,14 @@ pub(crate) fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
 pub(crate) fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi += a * xi;
+    }
+}
+
+/// Also the tail columns of the pulp `dot_cols_f32`.
+pub(crate) fn dot_cols_f32(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
+    super::check_dot_cols(x, m, stride, out.len());
+    out.fill(0.0);
+    for (i, &xi) in x.iter().enumerate() {
+        axpy_f32(xi, &m[i * stride..i * stride + out.len()], out);
     }
 }

@@ -15,7 +15,7 @@ use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
 use super::error::{ModelError, Result};
-use super::kv_cache::{KvCache, KvLayer, KvType};
+use super::kv_cache::{KvCache, KvLayer, KvType, Rows};
 use super::weights::{Projection, Weights};
 
 /// How activations enter the ternary projections.
@@ -855,8 +855,11 @@ fn attention(
     out: &mut [f32],
     exec: &Exec,
 ) -> bitnet_kernels::Result<()> {
-    // `s += q_d · k` and `o += p · v` as the ISA's unfused axpy: the reference's bits.
+    // The sums run through the ISA's unfused kernels, which give the reference's bits:
+    // `dot_cols` over an f32 cache (one call per query head), row-wise axpy over rows
+    // converted from an f16 cache.
     let axpy = exec.axpy_f32()?;
+    let dot_cols = exec.dot_cols_f32()?;
     let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
     let cap = cache.capacity;
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
@@ -876,9 +879,14 @@ fn attention(
             let qh = &q[t * q_dim + head * hd..][..hd];
             let koff = (head / group) * hd;
             let sc = &mut sc_row[..n_ctx];
-            sc.fill(0.0);
-            for (d, &qd) in qh.iter().enumerate() {
-                axpy(qd, cache.keys_t.read((koff + d) * cap, n_ctx, kbuf), sc);
+            match &cache.keys_t {
+                Rows::F32(kt) => dot_cols(qh, &kt[koff * cap..(koff + hd) * cap], cap, sc),
+                keys_t => {
+                    sc.fill(0.0);
+                    for (d, &qd) in qh.iter().enumerate() {
+                        axpy(qd, keys_t.read((koff + d) * cap, n_ctx, kbuf), sc);
+                    }
+                }
             }
             let mut max = f32::NEG_INFINITY;
             for s in sc.iter_mut() {
@@ -890,10 +898,17 @@ fn attention(
                 *s = (*s - max).exp();
                 sum += *s;
             }
-            o.fill(0.0);
-            for (j, &s) in sc.iter().enumerate() {
-                let p = s / sum;
-                axpy(p, cache.values.read(j * kv_dim + koff, hd, vbuf), o);
+            for s in sc.iter_mut() {
+                *s /= sum;
+            }
+            match &cache.values {
+                Rows::F32(v) => dot_cols(sc, &v[koff..], kv_dim, o),
+                values => {
+                    o.fill(0.0);
+                    for (j, &p) in sc.iter().enumerate() {
+                        axpy(p, values.read(j * kv_dim + koff, hd, vbuf), o);
+                    }
+                }
             }
         }
     });

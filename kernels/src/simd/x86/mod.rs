@@ -37,6 +37,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     dot_f16: avx2_dot_f16,
     dot_i8: avx2_dot_i8,
     axpy_f32: v3_axpy_f32,
+    dot_cols_f32: v3_dot_cols_f32,
 };
 
 pub(crate) static AVX512: KernelTable = KernelTable {
@@ -51,6 +52,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     dot_f16: avx512_dot_f16,
     dot_i8: vnni_dot_i8,
     axpy_f32: v4_axpy_f32,
+    dot_cols_f32: v4_dot_cols_f32,
 };
 
 fn avx2_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -207,6 +209,57 @@ impl WithSimd for AxpyF32<'_> {
             *yv = simd.add_f32s(*yv, simd.mul_f32s(a, xv));
         }
         super::scalar::axpy_f32(self.a, xt, yt);
+    }
+}
+
+fn v3_dot_cols_f32(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
+    super::check_dot_cols(x, m, stride, out.len());
+    match pulp::x86::V3::try_new() {
+        Some(simd) => Simd::vectorize(simd, DotColsF32 { x, m, stride, out }),
+        None => super::scalar::dot_cols_f32(x, m, stride, out),
+    }
+}
+
+fn v4_dot_cols_f32(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
+    super::check_dot_cols(x, m, stride, out.len());
+    match pulp::x86::V4::try_new() {
+        Some(simd) => Simd::vectorize(simd, DotColsF32 { x, m, stride, out }),
+        None => v3_dot_cols_f32(x, m, stride, out),
+    }
+}
+
+/// `out_j = Σ_i x_i · m[i·stride + j]` written once over `pulp::Simd`: one vector of columns
+/// at a time, its sums kept in a register over all `i` (a multiply, then an add: the
+/// rounding of the plain loop), then the tail columns by the scalar loop.
+struct DotColsF32<'a> {
+    x: &'a [f32],
+    m: &'a [f32],
+    stride: usize,
+    out: &'a mut [f32],
+}
+
+impl WithSimd for DotColsF32<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let n = self.out.len();
+        let (head, tail) = S::as_mut_simd_f32s(self.out);
+        let lanes = n - tail.len();
+        for (c, o) in head.iter_mut().enumerate() {
+            let j0 = c * S::F32_LANES;
+            let mut acc = simd.splat_f32s(0.0);
+            for (i, &xi) in self.x.iter().enumerate() {
+                let at = i * self.stride + j0;
+                let (v, _) = S::as_simd_f32s(&self.m[at..at + S::F32_LANES]);
+                acc = simd.add_f32s(acc, simd.mul_f32s(simd.splat_f32s(xi), v[0]));
+            }
+            *o = acc;
+        }
+        if !tail.is_empty() {
+            let m = &self.m[lanes..];
+            super::scalar::dot_cols_f32(self.x, m, self.stride, tail);
+        }
     }
 }
 
