@@ -194,6 +194,7 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq1_0<B> {
             BLOCK_BYTES,
             52,
             k.tq1_dot,
+            None,
             acts,
             y,
             exec,

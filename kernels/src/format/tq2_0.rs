@@ -182,6 +182,7 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq2_0<B> {
             BLOCK_BYTES,
             64,
             k.tq2_dot,
+            k.tq2_arrange,
             acts,
             y,
             exec,
@@ -201,6 +202,7 @@ pub(crate) fn gemm_tq(
     block_bytes: usize,
     scale_at: usize,
     dot: fn(&[u8], &[BlockQ8K], &mut [i32]),
+    arrange: Option<crate::simd::ArrangeFn>,
     acts: &Activations,
     y: &mut [f32],
     exec: &Exec,
@@ -225,6 +227,20 @@ pub(crate) fn gemm_tq(
         .iter()
         .map(|b| b.bsums.iter().map(|&v| i32::from(v)).sum())
         .collect();
+    // The blocks as the kernel reads them (rearranged once per call where the ISA wants
+    // it); the epilogue reads d and the sums from the originals.
+    let arranged: Vec<BlockQ8K>;
+    let kblocks: &[BlockQ8K] = match arrange {
+        Some(arrange) => {
+            let mut v = a.blocks.clone();
+            for (dst, src) in v.iter_mut().zip(&a.blocks) {
+                arrange(&src.qs, &mut dst.qs);
+            }
+            arranged = v;
+            &arranged
+        }
+        None => &a.blocks,
+    };
     exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
         let mut sums = vec![0i32; nb];
         let mut d_w = vec![0f32; nb];
@@ -235,7 +251,7 @@ pub(crate) fn gemm_tq(
             }
             for (t, ot) in o.iter_mut().enumerate() {
                 let ab = &a.blocks[t * nb..(t + 1) * nb];
-                dot(row, ab, &mut sums);
+                dot(row, &kblocks[t * nb..(t + 1) * nb], &mut sums);
                 let mut sumf = 0f32;
                 for (((&s, blk), &bs), &dw) in sums
                     .iter()

@@ -29,9 +29,13 @@ pub(crate) struct KernelTable {
     /// Rearranges one token's activations (a multiple of 256 long) into the order `i2_dot`
     /// reads them, once per token; `None` where element order is what the kernel reads.
     pub i2_arrange: Option<ArrangeFn>,
-    /// `out[b] = Σ_j code(block b, j) · a[b].qs[j]` over `out.len()` TQ2_0 blocks of `row`.
+    /// `out[b] = Σ_j code(block b, j) · a[b].qs[j]` over `out.len()` TQ2_0 blocks of `row`,
+    /// with each `a[b].qs` in the layout made by `tq2_arrange` (when the ISA has one).
     pub tq2_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
-    /// The same for TQ1_0 blocks.
+    /// Rearranges one Q8_K block's 256 values into the order `tq2_dot` reads them, once per
+    /// call; `None` where element order is what the kernel reads.
+    pub tq2_arrange: Option<ArrangeFn>,
+    /// The same for TQ1_0 blocks (element order).
     pub tq1_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
     /// `max_i (bits(x_i) & 0x7fff_ffff)`: the bit pattern of `max|x|`, NaN sorting highest.
     pub absmax_bits: fn(x: &[f32]) -> u32,

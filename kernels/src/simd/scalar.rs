@@ -9,6 +9,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     i2_dot_tokens,
     i2_arrange: None,
     tq2_dot,
+    tq2_arrange: None,
     tq1_dot,
     absmax_bits,
     quant_i8,

@@ -109,6 +109,9 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
         // SAFETY: block b of the row and of the activations exist (caller).
         unsafe {
             let blk = row.add(b * 66);
+            // Prefetch never faults; two lines cover the 66-byte block [`PREFETCH`] ahead.
+            _mm_prefetch::<_MM_HINT_T1>(blk.wrapping_add(PREFETCH) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(blk.wrapping_add(PREFETCH + 64) as *const i8);
             let qs = (*a.add(b)).qs.as_ptr() as *const u8;
             let mut s = _mm256_setzero_si256();
             for ch in 0..2 {

@@ -8,18 +8,6 @@ use crate::act::BlockQ8K;
 
 use super::PREFETCH;
 
-/// Concatenates 32 bytes at `lo` and 32 at `hi` into one 512-bit vector.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn load_pair(lo: *const u8, hi: *const u8) -> __m512i {
-    // SAFETY: callers pass two pointers with 32 readable bytes each.
-    unsafe {
-        let l = _mm256_loadu_si256(lo as *const __m256i);
-        let h = _mm256_loadu_si256(hi as *const __m256i);
-        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(l), h)
-    }
-}
-
 /// Activation layout for [`i2_dot`]: for each 256-element pair of I2_S blocks and each
 /// group `g < 4`, the 32 activations of block A's group `g` followed by block B's — the order
 /// in which one 64-byte weight load's lanes meet them. Safe, plain byte moves.
@@ -198,7 +186,18 @@ pub(super) unsafe fn i2_dot_tokens(
     }
 }
 
-/// `Σ_j code_j · q_j` of one TQ2_0 block as 16 i32 lanes (not yet reduced).
+/// Activation layout for [`tq2_dot`]: for each group `g < 4` of a 256-value Q8_K block, the
+/// 32 values `32g..32g+32` followed by `128+32g..128+32g+32` — the order in which the lanes
+/// of one 64-byte TQ2_0 code load meet them at shift `2g`. Safe, plain byte moves.
+pub(super) fn arrange_tq2(q: &[i8], out: &mut [i8]) {
+    for g in 0..4 {
+        out[g * 64..g * 64 + 32].copy_from_slice(&q[g * 32..g * 32 + 32]);
+        out[g * 64 + 32..g * 64 + 64].copy_from_slice(&q[128 + g * 32..128 + g * 32 + 32]);
+    }
+}
+
+/// `Σ_j code_j · q_j` of one TQ2_0 block as 16 i32 lanes (not yet reduced); `qs` in the
+/// [`arrange_tq2`] layout.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn tq2_block(blk: *const u8, qs: *const u8) -> __m512i {
@@ -206,25 +205,26 @@ unsafe fn tq2_block(blk: *const u8, qs: *const u8) -> __m512i {
     // SAFETY: the caller passes a block with 64 readable code bytes and 256 activations.
     unsafe {
         let v = _mm512_loadu_si512(blk as *const __m512i);
+        let q = qs as *const __m512i;
         let mut s = _mm512_dpbusd_epi32(
             _mm512_setzero_si512(),
             _mm512_and_si512(v, mask),
-            load_pair(qs, qs.add(128)),
+            _mm512_loadu_si512(q),
         );
         s = _mm512_dpbusd_epi32(
             s,
             _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask),
-            load_pair(qs.add(32), qs.add(160)),
+            _mm512_loadu_si512(q.add(1)),
         );
         s = _mm512_dpbusd_epi32(
             s,
             _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask),
-            load_pair(qs.add(64), qs.add(192)),
+            _mm512_loadu_si512(q.add(2)),
         );
         _mm512_dpbusd_epi32(
             s,
             _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask),
-            load_pair(qs.add(96), qs.add(224)),
+            _mm512_loadu_si512(q.add(3)),
         )
     }
 }
@@ -242,8 +242,9 @@ fn reduce4(a: [__m512i; 4]) -> __m128i {
     _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
 }
 
-/// See [`crate::simd::KernelTable::tq2_dot`]: blocks four at a time, their lane sums
-/// reduced together ([`reduce4`]); a tail of 1–3 blocks is reduced one by one.
+/// See [`crate::simd::KernelTable::tq2_dot`]: activations in the [`arrange_tq2`] layout
+/// (one 64-byte load per code group), blocks four at a time, their lane sums reduced
+/// together ([`reduce4`]); a tail of 1–3 blocks is reduced one by one.
 ///
 /// # Safety
 /// AVX-512 + VNNI available; `row` readable for `out.len()` 66-byte blocks, `a` likewise.
@@ -252,6 +253,11 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
     let n = out.len();
     let mut b = 0;
     while b + 4 <= n {
+        // Prefetch never faults: the group's 264 bytes, [`PREFETCH`] ahead, in five lines.
+        let ahead = row.wrapping_add(b * 66 + PREFETCH);
+        for line in 0..5 {
+            _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(line * 64) as *const i8);
+        }
         // SAFETY: blocks b..b+4 exist in both (caller); 64 of each block's 66 bytes are loaded.
         let v = unsafe {
             let (w, q) = (row.add(b * 66), a.add(b));
@@ -268,6 +274,7 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
         b += 4;
     }
     for (i, o) in out[b..].iter_mut().enumerate() {
+        _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add((b + i) * 66 + PREFETCH) as *const i8);
         // SAFETY: block b + i exists in both (caller).
         *o = unsafe {
             _mm512_reduce_add_epi32(tq2_block(
