@@ -96,6 +96,37 @@ fn run_same_seed_same_text() {
     assert!(c.status.success(), "{}", stderr(&c));
 }
 
+/// The opt-in switches change nothing in the greedy text of the tiny model's README prompt
+/// (its int8 head agrees there), and report themselves on stderr.
+#[test]
+fn run_with_int8_head_f16_cache_and_mlock() {
+    let o = bitnet(&[
+        "run",
+        "-p",
+        "The meaning of life is",
+        "--greedy",
+        "-n",
+        "12",
+        "-t",
+        "1",
+        "--head",
+        "int8",
+        "--kv",
+        "f16",
+        "--mlock",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("The meaning of life is a fact that it is not according."),
+        "{}",
+        stdout(&o)
+    );
+    let err = stderr(&o);
+    for needle in ["head int8", "kv f16", "repacking"] {
+        assert!(err.contains(needle), "stderr lacks '{needle}': {err}");
+    }
+}
+
 #[test]
 fn run_bad_input() {
     assert_one_line_error(
@@ -114,6 +145,8 @@ fn run_bad_input() {
         "--numerics",
     );
     assert_one_line_error(&bitnet(&["run", "-p", "x", "--isa", "neon"]), "neon");
+    assert_one_line_error(&bitnet(&["run", "-p", "x", "--head", "int4"]), "--head");
+    assert_one_line_error(&bitnet(&["run", "-p", "x", "--kv", "bf16"]), "--kv");
     assert_one_line_error(&bitnet(&["run", "-p", "x", "--top-p", "1.5"]), "--top-p");
     assert_eq!(
         bitnet(&["run", "-p", "x", "--bogus"]).status.code(),

@@ -60,6 +60,10 @@ pub(crate) struct ExecArgs {
     /// KV cache element type: f32 (exact) or f16 (half the memory, keys and values rounded).
     #[arg(long, default_value = "f32")]
     kv: String,
+    /// Lock the model file's pages in RAM (mlock) so the OS cannot evict the weights; needs a
+    /// memory-lock limit (`ulimit -l`) of at least the file size.
+    #[arg(long)]
+    mlock: bool,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +247,11 @@ struct Loaded<'f> {
 
 fn load<'f>(file: &'f GgufFile, ea: &ExecArgs, t0: Instant) -> Result<Loaded<'f>, String> {
     let (exec, numerics) = exec_of(ea, file.bytes().len())?;
+    if ea.mlock {
+        file.lock().map_err(|e| {
+            format!("--mlock: {e} (raise the limit with `ulimit -l`, or run without --mlock)")
+        })?;
+    }
     let mut model = Model::load(file).map_err(|e| format!("{}: {e}", file.path().display()))?;
     model.set_exec(exec);
     model.set_numerics(numerics);

@@ -54,6 +54,25 @@ impl GgufFile {
         Ok(Self { path, map, gguf })
     }
 
+    /// Locks the whole mapping in RAM (`mlock`), so the OS cannot evict the weights under
+    /// memory pressure; the pages are read in now. Fails with the OS's reason, e.g. when the
+    /// memory-lock limit (`ulimit -l`) is below the file size; not supported off Unix.
+    pub fn lock(&self) -> Result<(), GgufError> {
+        let io = |source| GgufError::Io {
+            op: "lock in memory (mlock)",
+            path: self.path.clone(),
+            source,
+        };
+        #[cfg(unix)]
+        {
+            self.map.lock().map_err(io)
+        }
+        #[cfg(not(unix))]
+        {
+            Err(io(std::io::Error::from(std::io::ErrorKind::Unsupported)))
+        }
+    }
+
     /// The parsed header, metadata and tensor infos.
     pub fn gguf(&self) -> &Gguf {
         &self.gguf
