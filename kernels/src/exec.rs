@@ -136,7 +136,7 @@ impl Exec {
         let mut yt = vec![0f32; rows * tokens];
         self.run_chunks(rows, tokens, work, &mut yt, &f);
         // Transpose in blocks of TRANSPOSE_TOKENS tokens: each block reads `yt` a cache line
-        // per row and writes that many sequential streams of `y`; blocks run in parallel.
+        // per row and writes that many sequential streams of `y`; runs of blocks in parallel.
         let transpose = |t0: usize, yb: &mut [f32]| {
             let n = yb.len() / rows;
             for (r, src) in yt.chunks_exact(tokens).enumerate() {
@@ -145,26 +145,11 @@ impl Exec {
                 }
             }
         };
-        let pool = if self.threads > 1 && work >= PARALLEL_MIN_WEIGHTS {
-            pool(self.threads)
-        } else {
-            None
-        };
-        match pool {
-            Some(pool) => {
-                use rayon::prelude::*;
-                pool.install(|| {
-                    y.par_chunks_mut(TRANSPOSE_TOKENS * rows)
-                        .enumerate()
-                        .for_each(|(b, yb)| transpose(b * TRANSPOSE_TOKENS, yb));
-                });
+        self.for_token_groups(y, rows, TRANSPOSE_TOKENS, work, |t0, ys| {
+            for (b, yb) in ys.chunks_mut(TRANSPOSE_TOKENS * rows).enumerate() {
+                transpose(t0 + b * TRANSPOSE_TOKENS, yb);
             }
-            None => {
-                for (b, yb) in y.chunks_mut(TRANSPOSE_TOKENS * rows).enumerate() {
-                    transpose(b * TRANSPOSE_TOKENS, yb);
-                }
-            }
-        }
+        });
     }
 
     /// Runs `f(first_item, items, scratch)` over contiguous groups of the `item_len`-long
