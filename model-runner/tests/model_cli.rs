@@ -34,7 +34,16 @@ fn assert_one_line_error(o: &Output, what: &str) {
 
 #[test]
 fn run_default_model_greedy() {
-    let o = bitnet(&[
+    let err = run_readme_greedy(&[]);
+    for needle in ["load", "prompt 8 tok", "tok/s", "decode", "isa "] {
+        assert!(err.contains(needle), "stderr lacks '{needle}': {err}");
+    }
+}
+
+/// Runs the README's prompt greedily for 12 tokens on one thread with `extra` flags, checks
+/// the README's continuation, and returns stderr.
+fn run_readme_greedy(extra: &[&str]) -> String {
+    let mut args = vec![
         "run",
         "-p",
         "The meaning of life is",
@@ -43,7 +52,9 @@ fn run_default_model_greedy() {
         "12",
         "-t",
         "1",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let o = bitnet(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     // The README's greedy continuation: " a fact that it is not according.\n\t\t-- John ..."
     assert!(
@@ -51,10 +62,7 @@ fn run_default_model_greedy() {
         "{}",
         stdout(&o)
     );
-    let err = stderr(&o);
-    for needle in ["load", "prompt 8 tok", "tok/s", "decode", "isa "] {
-        assert!(err.contains(needle), "stderr lacks '{needle}': {err}");
-    }
+    stderr(&o)
 }
 
 #[test]
@@ -100,28 +108,7 @@ fn run_same_seed_same_text() {
 /// (its int8 head agrees there), and report themselves on stderr.
 #[test]
 fn run_with_int8_head_f16_cache_and_mlock() {
-    let o = bitnet(&[
-        "run",
-        "-p",
-        "The meaning of life is",
-        "--greedy",
-        "-n",
-        "12",
-        "-t",
-        "1",
-        "--head",
-        "int8",
-        "--kv",
-        "f16",
-        "--mlock",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stdout(&o).starts_with("The meaning of life is a fact that it is not according."),
-        "{}",
-        stdout(&o)
-    );
-    let err = stderr(&o);
+    let err = run_readme_greedy(&["--head", "int8", "--kv", "f16", "--mlock"]);
     for needle in ["head int8", "kv f16", "repacking"] {
         assert!(err.contains(needle), "stderr lacks '{needle}': {err}");
     }

@@ -9,7 +9,6 @@ use bitnet_runner::bench::progress::Progress;
 use bitnet_runner::bench::receipt::{self, Receipt};
 use bitnet_runner::bench::roofline::{self, ProbeConfig, Roofline};
 use bitnet_runner::bench::{Budget, model as model_bench};
-use bitnet_runner::model::{HeadMode, KvType};
 use clap::{Args, Subcommand};
 
 use super::CliResult;
@@ -453,10 +452,8 @@ fn run_model(a: ModelArgs) -> CliResult {
     let mut progress = Progress::new(2, !a.json);
     // The model first: the probe's large buffer would otherwise set the peak RSS.
     progress.step("model: load, prompt, decode");
-    let head = HeadMode::parse(&a.head)
-        .ok_or_else(|| format!("--head: unknown value '{}' (known: f16, int8)", a.head))?;
-    let kv = KvType::parse(&a.kv)
-        .ok_or_else(|| format!("--kv: unknown value '{}' (known: f32, f16)", a.kv))?;
+    let head = super::head_arg(&a.head)?;
+    let kv = super::kv_arg(&a.kv)?;
     let m = model_bench::run(&path, a.prompt_tokens, a.gen_tokens, isa, threads, head, kv)?;
     progress.inc();
     if !a.no_roofline {

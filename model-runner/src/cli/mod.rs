@@ -72,3 +72,15 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// `--head` value.
+pub(crate) fn head_arg(s: &str) -> Result<bitnet_runner::model::HeadMode, String> {
+    bitnet_runner::model::HeadMode::parse(s)
+        .ok_or_else(|| format!("--head: unknown value '{s}' (known: f16, int8)"))
+}
+
+/// `--kv` value.
+pub(crate) fn kv_arg(s: &str) -> Result<bitnet_runner::model::KvType, String> {
+    bitnet_runner::model::KvType::parse(s)
+        .ok_or_else(|| format!("--kv: unknown value '{s}' (known: f32, f16)"))
+}

@@ -11,7 +11,7 @@ use bitnet_kernels::{Exec, I2s, Isa, TernaryMatrix, Tq1_0, Tq2_0};
 use bitnet_runner::chat::{ChatFormat, ChatMessage, PLAIN_STOP};
 use bitnet_runner::gguf::{Array, GgmlType, GgufError, GgufFile, Value};
 use bitnet_runner::model::{
-    Config, HeadMode, KvType, Model, Numerics, State, load_tokenizer, tokenizer_spec,
+    Config, HeadMode, Model, Numerics, State, load_tokenizer, tokenizer_spec,
 };
 use bitnet_runner::sampler::{Sampler, SamplerConfig};
 use bitnet_runner::synth::{SynthSpec, SynthType, write_model};
@@ -255,8 +255,7 @@ fn load<'f>(file: &'f GgufFile, ea: &ExecArgs, t0: Instant) -> Result<Loaded<'f>
     let mut model = Model::load(file).map_err(|e| format!("{}: {e}", file.path().display()))?;
     model.set_exec(exec);
     model.set_numerics(numerics);
-    let head = HeadMode::parse(&ea.head)
-        .ok_or_else(|| format!("--head: unknown value '{}' (known: f16, int8)", ea.head))?;
+    let head = super::head_arg(&ea.head)?;
     if head == HeadMode::Int8 {
         let h = model.weights.head();
         eprintln!(
@@ -269,9 +268,7 @@ fn load<'f>(file: &'f GgufFile, ea: &ExecArgs, t0: Instant) -> Result<Loaded<'f>
     model
         .set_head_mode(head)
         .map_err(|e| format!("{}: {e}", file.path().display()))?;
-    let kv = KvType::parse(&ea.kv)
-        .ok_or_else(|| format!("--kv: unknown value '{}' (known: f32, f16)", ea.kv))?;
-    model.set_kv_type(kv);
+    model.set_kv_type(super::kv_arg(&ea.kv)?);
     Ok(Loaded {
         model,
         load_ms: t0.elapsed().as_secs_f64() * 1e3,
