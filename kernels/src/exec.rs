@@ -1,4 +1,4 @@
-//! How a call runs: which ISA, how many threads. Row-parallel over a persistent rayon pool;
+//! How a call runs: which ISA, how many threads. Row-parallel over a persistent [`Team`];
 //! every output row is computed by one thread with the same code whatever the split, so
 //! results are bit-identical for any thread count.
 
@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::error::{KernelError, Result};
 use crate::isa::Isa;
 use crate::simd::{self, KernelTable};
+use crate::team::Team;
 
 /// Rows handed to one task at a time (a multiple of the 4-row kernel tile).
 const ROW_CHUNK: usize = 32;
@@ -16,6 +17,8 @@ const TRANSPOSE_TOKENS: usize = 16;
 /// Below this many weight·token products per call, threads cost more than they save: waking a
 /// parked worker costs microseconds, about what a 1M-product GEMV takes on one core.
 const PARALLEL_MIN_WEIGHTS: usize = 1 << 20;
+/// Most runs a call is split into up front; participants beyond take work from the others.
+const MAX_RUNS: usize = 16;
 
 /// `y_i = y_i + a · x_i` over `min(len)` elements (see [`Exec::axpy_f32`]).
 pub type AxpyF32 = fn(a: f32, x: &[f32], y: &mut [f32]);
@@ -87,16 +90,6 @@ impl Exec {
     /// Same settings with another thread count.
     pub fn with_threads(self, threads: usize) -> Result<Exec> {
         Exec::new(self.isa, threads)
-    }
-
-    /// Runs `f` on a worker of this Exec's pool (when it has more than one thread), so that
-    /// the many short parallel calls inside `f` fork and join among the pool's own workers
-    /// instead of handing work over from, and waking, an outside thread each time.
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match (self.threads > 1).then(|| pool(self.threads)).flatten() {
-            Some(pool) => pool.install(f),
-            None => f(),
-        }
     }
 
     /// This ISA's `y_i = y_i + a · x_i` over `min(len)` elements, each product and sum
@@ -268,22 +261,18 @@ impl Exec {
         let parts = if work < PARALLEL_MIN_WEIGHTS {
             1
         } else {
-            self.threads.min(max_parts).min(items)
+            self.threads.min(max_parts).min(items).min(MAX_RUNS)
         };
-        let pool = if parts > 1 { pool(self.threads) } else { None };
-        let Some(pool) = pool else {
+        let team = if parts > 1 { team(self.threads) } else { None };
+        let Some(team) = team else {
             let n = b_chunk(items.max(1)).min(b.len());
             f(0, a, &mut b[..n]);
             return;
         };
         let per = items.div_ceil(parts).next_multiple_of(align);
         let b_len = b_chunk(per);
-        use rayon::prelude::*;
-        pool.install(|| {
-            a.par_chunks_mut(per * a_len)
-                .zip(b.par_chunks_mut(b_len))
-                .enumerate()
-                .for_each(|(i, (x, y))| f(i * per, x, y));
+        spread(&team, a, per * a_len, b, b_len, parts, &|c, x, y| {
+            f(c * per, x, y)
         });
     }
 
@@ -291,24 +280,118 @@ impl Exec {
     where
         F: Fn(usize, &mut [f32]) + Sync,
     {
-        let pool = if self.threads == 1 || work < PARALLEL_MIN_WEIGHTS || rows <= ROW_CHUNK {
+        let team = if self.threads == 1 || work < PARALLEL_MIN_WEIGHTS || rows <= ROW_CHUNK {
             None
         } else {
-            pool(self.threads)
+            team(self.threads)
         };
-        let Some(pool) = pool else {
+        let Some(team) = team else {
             for (i, chunk) in out.chunks_mut(ROW_CHUNK * tokens).enumerate() {
                 f(i * ROW_CHUNK, chunk);
             }
             return;
         };
-        use rayon::prelude::*;
-        pool.install(|| {
-            out.par_chunks_mut(ROW_CHUNK * tokens)
-                .enumerate()
-                .for_each(|(i, chunk)| f(i * ROW_CHUNK, chunk));
-        });
+        let parts = self.threads.min(MAX_RUNS);
+        spread(
+            &team,
+            out,
+            ROW_CHUNK * tokens,
+            &mut [0u8; 0],
+            0,
+            parts,
+            &|c, o, _| f(c * ROW_CHUNK, o),
+        );
     }
+}
+
+/// One run of consecutive chunks of a call's work: chunk `first` onwards.
+struct Run<'a, A, B> {
+    first: usize,
+    a: &'a mut [A],
+    b: &'a mut [B],
+}
+
+/// Runs `f(chunk, a_chunk, b_chunk)` over the `a_len`-element chunks of `a` (the last may be
+/// shorter) and their `b_len`-element chunks of `b` (clamped to `b`), on `team`. The chunks
+/// are dealt as `parts` contiguous runs; participant `i` works through run `i` from the
+/// front, then takes chunks from the back of the other runs, so a participant slowed down
+/// by the machine leaves its tail to the others. Every chunk is processed exactly once, in
+/// one call of `f`, wherever it runs.
+fn spread<A: Send, B: Send>(
+    team: &Team,
+    a: &mut [A],
+    a_len: usize,
+    b: &mut [B],
+    b_len: usize,
+    parts: usize,
+    f: &(dyn Fn(usize, &mut [A], &mut [B]) + Sync),
+) {
+    let chunks = a.len().div_ceil(a_len);
+    let per_run = chunks.div_ceil(parts.clamp(1, MAX_RUNS));
+    let runs: [Mutex<Run<A, B>>; MAX_RUNS] = std::array::from_fn(|_| {
+        Mutex::new(Run {
+            first: 0,
+            a: Default::default(),
+            b: Default::default(),
+        })
+    });
+    let (mut a, mut b) = (a, b);
+    let mut n = 0;
+    while !a.is_empty() {
+        let (ra, rest_a) = a.split_at_mut((per_run * a_len).min(a.len()));
+        let (rb, rest_b) = b.split_at_mut((per_run * b_len).min(b.len()));
+        *lock(&runs[n]) = Run {
+            first: n * per_run,
+            a: ra,
+            b: rb,
+        };
+        (a, b) = (rest_a, rest_b);
+        n += 1;
+    }
+    // Front of a run: the next chunk in order.
+    let front = |r: usize| {
+        let mut run = lock(&runs[r]);
+        if run.a.is_empty() {
+            return None;
+        }
+        let (na, nb) = (a_len.min(run.a.len()), b_len.min(run.b.len()));
+        let (xa, rest_a) = std::mem::take(&mut run.a).split_at_mut(na);
+        let (xb, rest_b) = std::mem::take(&mut run.b).split_at_mut(nb);
+        let c = run.first;
+        (run.first, run.a, run.b) = (c + 1, rest_a, rest_b);
+        Some((c, xa, xb))
+    };
+    // Back of a run: its last chunk (chunk boundaries stay where the front would put them).
+    let back = |r: usize| {
+        let mut run = lock(&runs[r]);
+        if run.a.is_empty() {
+            return None;
+        }
+        let last = run.a.len().div_ceil(a_len) - 1;
+        let cut_b = (last * b_len).min(run.b.len());
+        let (rest_a, xa) = std::mem::take(&mut run.a).split_at_mut(last * a_len);
+        let (rest_b, xb) = std::mem::take(&mut run.b).split_at_mut(cut_b);
+        (run.a, run.b) = (rest_a, rest_b);
+        Some((run.first + last, xa, xb))
+    };
+    team.run(&|i| {
+        if i < n {
+            while let Some((c, x, y)) = front(i) {
+                f(c, x, y);
+            }
+        }
+        for k in 1..=n {
+            let r = (i + k) % n;
+            while let Some((c, x, y)) = back(r) {
+                f(c, x, y);
+            }
+        }
+    });
+}
+
+/// Locks a run; a panic elsewhere never leaves a run half-updated, so poison is ignored.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Cores available to this process.
@@ -316,26 +399,21 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The persistent pool for a thread count (built once, kept for the process). Rayon's idle
-/// workers park after a short spin, so an idle pool costs no CPU on a shared machine.
-/// `None` if the threads could not be spawned (the caller then runs serially).
-fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
-    type Pools = Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>;
-    static POOLS: OnceLock<Pools> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
-    let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = pools.iter().find(|(t, _)| *t == threads) {
-        return Some(p.clone());
+/// The persistent team for a thread count (built once, kept for the process; its idle
+/// workers park, so an idle team costs no CPU on a shared machine). `None` if the threads
+/// could not be spawned (the caller then runs serially).
+fn team(threads: usize) -> Option<Arc<Team>> {
+    type Teams = Mutex<Vec<(usize, Arc<Team>)>>;
+    static TEAMS: OnceLock<Teams> = OnceLock::new();
+    let teams = TEAMS.get_or_init(|| Mutex::new(Vec::new()));
+    let mut teams = lock(teams);
+    if let Some((_, t)) = teams.iter().find(|(t, _)| *t == threads) {
+        return Some(t.clone());
     }
-    let p = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("bitnet-{i}"))
-            .build()
-            .ok()?,
-    );
-    pools.push((threads, p.clone()));
-    Some(p)
+    let t = Arc::new(Team::new(threads, "bitnet").ok()?);
+    debug_assert_eq!(t.size(), threads);
+    teams.push((threads, t.clone()));
+    Some(t)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod format;
 pub mod isa;
 pub mod quant;
 mod simd;
+mod team;
 
 pub use act::{Activations, ActsI8, ActsQ8K, BlockQ8K};
 pub use error::{KernelError, Result};

@@ -351,18 +351,6 @@ impl<'a> Model<'a> {
         tokens: &[u32],
         logits: Option<&mut [f32]>,
     ) -> Result<()> {
-        // The whole pass runs on a pool worker: its ~200 parallel calls per token then fork
-        // and join inside the pool rather than waking this thread after each one.
-        self.exec
-            .install(|| self.forward_on_pool(state, tokens, logits))
-    }
-
-    fn forward_on_pool(
-        &self,
-        state: &mut State,
-        tokens: &[u32],
-        logits: Option<&mut [f32]>,
-    ) -> Result<()> {
         let c = &self.config;
         if tokens.is_empty() {
             return Err(ModelError::NoTokens);
