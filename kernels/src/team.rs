@@ -3,8 +3,9 @@
 //!
 //! The calling thread leads: it publishes the call, works as participant 0 and waits for
 //! the others. Workers poll for the next call for [`SPIN`] after finishing one (calls follow
-//! each other within microseconds during a pass), then park, so a team left idle, or a
-//! machine whose other tenants want the cores, gets the CPU back within that time. Waking a
+//! each other within microseconds during a decode), then poll between `sched_yield`s for
+//! [`YIELD`] (any other runnable thread gets the core), then park: a team left idle costs
+//! nothing after a millisecond, and a loaded machine gets the cores back at once. Waking a
 //! parked worker is one `unpark`; a polling one needs nothing but the epoch store.
 //!
 //! Nested or concurrent use never blocks: a call made from inside a call, or while another
@@ -18,8 +19,12 @@ use std::sync::{Arc, Mutex, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-/// How long an idle worker polls for the next call before it parks.
-pub(crate) const SPIN: Duration = Duration::from_micros(100);
+/// How long an idle worker polls for the next call (spin-loop hints only).
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
+/// How long it then keeps checking between `yield`s (other runnable threads get the core)
+/// before it parks: the serial stretches of a prefill (norms, activations of 128 tokens)
+/// last a few hundred microseconds, and a parked worker takes tens of microseconds to wake.
+pub(crate) const YIELD: Duration = Duration::from_micros(1000);
 /// Polls between clock reads while spinning.
 const POLLS_PER_CLOCK: u32 = 64;
 /// Polls the leader makes for stragglers before it starts yielding its core to them.
@@ -174,18 +179,27 @@ fn worker(s: &Shared, participant: usize) {
     }
 }
 
-/// Polls for an epoch other than `seen` for [`SPIN`], then parks until one arrives.
+/// Polls for an epoch other than `seen` for [`SPIN`], then between yields for [`YIELD`],
+/// then parks until one arrives.
 fn wait_for_call(s: &Shared, slot: usize, seen: u64) -> u64 {
     let start = Instant::now();
     let mut polls = 0u32;
+    let mut yielding = false;
     loop {
         let e = s.epoch.load(Ordering::Acquire);
         if e != seen {
             return e;
         }
+        if yielding {
+            if start.elapsed() > SPIN + YIELD {
+                break;
+            }
+            thread::yield_now();
+            continue;
+        }
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(POLLS_PER_CLOCK) && start.elapsed() > SPIN {
-            break;
+            yielding = true;
         }
         std::hint::spin_loop();
     }
@@ -223,7 +237,7 @@ mod tests {
                     "round {round}"
                 );
                 if round % 50 == 0 {
-                    thread::sleep(SPIN * 3);
+                    thread::sleep((SPIN + YIELD) * 2);
                 }
             }
         }
