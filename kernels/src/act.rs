@@ -85,8 +85,60 @@ fn check_x(x: &[f32], cols: usize, tokens: usize) -> Result<usize> {
     Ok(n)
 }
 
-/// Quantizes `x` (`[tokens, cols]`) with bitnet.cpp's per-token int8 rule.
-pub fn quantize_i8(x: &[f32], cols: usize, tokens: usize, exec: &Exec) -> Result<ActsI8> {
+impl ActsI8 {
+    /// No tokens yet; the buffers grow on first use and are reused after (see
+    /// [`quantize_i8_into`]).
+    pub fn empty() -> ActsI8 {
+        ActsI8 {
+            cols: 0,
+            stride: 0,
+            tokens: 0,
+            q: Vec::new(),
+            scale: Vec::new(),
+            sum: Vec::new(),
+        }
+    }
+
+    /// Shapes `self` for `tokens` rows of `cols` (zeroed values, no scales yet), reusing the
+    /// buffers' capacity.
+    fn reset(&mut self, cols: usize, tokens: usize) {
+        self.cols = cols;
+        self.stride = cols.div_ceil(I8_ROW_ALIGN) * I8_ROW_ALIGN;
+        self.tokens = tokens;
+        self.q.clear();
+        self.q.resize(self.stride * tokens, 0);
+        self.scale.clear();
+        self.sum.clear();
+    }
+
+    /// Quantizes token row `t` from `x`, whose `max|x|` bits are `amax_bits` (as
+    /// `absmax_bits` gives them), appending its scale and sum.
+    fn push_row(
+        &mut self,
+        k: &simd::KernelTable,
+        t: usize,
+        x: &[f32],
+        amax_bits: u32,
+    ) -> Result<()> {
+        if amax_bits >= 0x7f80_0000 {
+            return Err(KernelError::NonFiniteActivation { token: t });
+        }
+        let amax = f32::from_bits(amax_bits);
+        let s = (127.0f64 / (amax as f64).max(1e-5)) as f32;
+        let row = &mut self.q[t * self.stride..t * self.stride + self.cols];
+        self.sum.push((k.quant_i8)(x, s, row));
+        self.scale.push(s);
+        Ok(())
+    }
+}
+
+/// Checks the shape of an int8 quantization and returns the ISA's kernels.
+fn check_i8(
+    x: &[f32],
+    cols: usize,
+    tokens: usize,
+    exec: &Exec,
+) -> Result<&'static simd::KernelTable> {
     let k = exec.kernels()?;
     if cols == 0 || tokens == 0 {
         return Err(KernelError::SliceLength {
@@ -96,29 +148,78 @@ pub fn quantize_i8(x: &[f32], cols: usize, tokens: usize, exec: &Exec) -> Result
         });
     }
     check_x(x, cols, tokens)?;
-    let stride = cols.div_ceil(I8_ROW_ALIGN) * I8_ROW_ALIGN;
-    let mut q = vec![0i8; stride * tokens];
-    let mut scale = Vec::with_capacity(tokens);
-    let mut sum = Vec::with_capacity(tokens);
-    for (t, (xr, qr)) in x
+    Ok(k)
+}
+
+/// Quantizes `x` (`[tokens, cols]`) with bitnet.cpp's per-token int8 rule.
+pub fn quantize_i8(x: &[f32], cols: usize, tokens: usize, exec: &Exec) -> Result<ActsI8> {
+    let mut out = ActsI8::empty();
+    quantize_i8_into(x, cols, tokens, exec, &mut out)?;
+    Ok(out)
+}
+
+/// [`quantize_i8`] into `out`, reusing its buffers (no allocation once they are large
+/// enough). On error `out` holds no valid activations.
+pub fn quantize_i8_into(
+    x: &[f32],
+    cols: usize,
+    tokens: usize,
+    exec: &Exec,
+    out: &mut ActsI8,
+) -> Result<()> {
+    let k = check_i8(x, cols, tokens, exec)?;
+    out.reset(cols, tokens);
+    for (t, xr) in x.chunks_exact(cols).enumerate() {
+        out.push_row(k, t, xr, (k.absmax_bits)(xr))?;
+    }
+    Ok(())
+}
+
+/// RMSNorm of one row, as ggml: squares in f32 summed in f64 in order, `mean` rounded to
+/// f32, `scale = 1 / sqrt(mean + eps)` in f32, `out = (x · scale) · w`.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let scale = rms_scale(x, eps);
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = (v * scale) * g;
+    }
+}
+
+/// RMSNorm's `1 / sqrt(mean(x²) + eps)` (see [`rms_norm`]).
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let mut sum = 0f64;
+    for &v in x {
+        sum += f64::from(v * v);
+    }
+    let mean = (sum / x.len() as f64) as f32;
+    1.0f32 / (mean + eps).sqrt()
+}
+
+/// [`rms_norm`] of every `w.len()`-wide row of `x` into `normed`, fused with the int8
+/// quantization of those rows into `out` (the norm's output pass also takes the absolute
+/// max): exactly `rms_norm` then [`quantize_i8_into`], in one pass less, with `out`'s
+/// buffers reused. For the projections that read a normed input.
+pub fn rms_norm_quantize_i8(
+    x: &[f32],
+    w: &[f32],
+    eps: f32,
+    exec: &Exec,
+    normed: &mut [f32],
+    out: &mut ActsI8,
+) -> Result<()> {
+    let cols = w.len();
+    let tokens = x.len().checked_div(cols).unwrap_or(0);
+    let k = check_i8(x, cols, tokens, exec)?;
+    check_len("normed [tokens, cols]", normed.len(), x.len())?;
+    out.reset(cols, tokens);
+    for (t, (xr, nr)) in x
         .chunks_exact(cols)
-        .zip(q.chunks_exact_mut(stride))
+        .zip(normed.chunks_exact_mut(cols))
         .enumerate()
     {
-        let amax =
-            simd::absmax_checked(k, xr).ok_or(KernelError::NonFiniteActivation { token: t })?;
-        let s = (127.0f64 / (amax as f64).max(1e-5)) as f32;
-        sum.push((k.quant_i8)(xr, s, &mut qr[..cols]));
-        scale.push(s);
+        let amax = (k.norm_absmax)(xr, w, rms_scale(xr, eps), nr);
+        out.push_row(k, t, nr, amax)?;
     }
-    Ok(ActsI8 {
-        cols,
-        stride,
-        tokens,
-        q,
-        scale,
-        sum,
-    })
+    Ok(())
 }
 
 /// Quantizes `x` (`[tokens, cols]`, `cols % 256 == 0`) to Q8_K blocks (llama.cpp's

@@ -304,6 +304,9 @@ impl Exec {
     }
 }
 
+/// `f(chunk, a_chunk, b_chunk)` of [`spread`].
+type ChunkFn<'f, A, B> = dyn Fn(usize, &mut [A], &mut [B]) + Sync + 'f;
+
 /// One run of consecutive chunks of a call's work: chunk `first` onwards.
 struct Run<'a, A, B> {
     first: usize,
@@ -324,7 +327,7 @@ fn spread<A: Send, B: Send>(
     b: &mut [B],
     b_len: usize,
     parts: usize,
-    f: &(dyn Fn(usize, &mut [A], &mut [B]) + Sync),
+    f: &ChunkFn<'_, A, B>,
 ) {
     let chunks = a.len().div_ceil(a_len);
     let per_run = chunks.div_ceil(parts.clamp(1, MAX_RUNS));

@@ -6,7 +6,8 @@
 //! 4-row tile.
 
 use bitnet_kernels::{
-    Activations, Exec, Format, I2SQk256NoScale, I2s, Isa, TernaryMatrix, Tq1_0, Tq2_0, act,
+    Activations, Exec, Format, I2SQk256NoScale, I2s, Isa, KernelError, TernaryMatrix, Tq1_0, Tq2_0,
+    act,
 };
 use bitnet_lab::bounds::check_gemm_f32;
 use bitnet_lab::{all_execs, bits};
@@ -243,6 +244,37 @@ proptest! {
         }
     }
 
+    /// RMSNorm fused with int8 quantization (one buffer reused across cases of every width
+    /// and token count) gives the twin's normed rows and its q, scale and Σq, bit for bit,
+    /// on every ISA.
+    #[test]
+    fn rms_norm_quantize_matches_reference(cols in 1usize..=700, tokens in 1usize..=3, seed in any::<u64>()) {
+        let mut g = bitnet_reference::testdata::SplitMix64::new(seed);
+        let x = g.values(cols * tokens, -12.0, 12.0);
+        let w = g.values(cols, -2.0, 2.0);
+        let eps = 1e-5;
+        let mut acts = act::ActsI8::empty();
+        let mut normed = vec![0f32; cols * tokens];
+        for isa in Isa::available() {
+            let exec = Exec::new(isa, 1).unwrap();
+            act::rms_norm_quantize_i8(&x, &w, eps, &exec, &mut normed, &mut acts).unwrap();
+            prop_assert_eq!((acts.cols, acts.tokens), (cols, tokens));
+            for t in 0..tokens {
+                let want_h = r::block::rms_norm_ref(&x[t * cols..(t + 1) * cols], &w, eps);
+                prop_assert_eq!(bits(&normed[t * cols..(t + 1) * cols]), bits(&want_h), "normed on {}", isa);
+                let want = r::quantize_activations_i8(&want_h);
+                prop_assert_eq!(&acts.q[t * acts.stride..t * acts.stride + cols], &want.q[..], "q on {}", isa);
+                prop_assert!(acts.q[t * acts.stride + cols..(t + 1) * acts.stride].iter().all(|&v| v == 0), "padding");
+                prop_assert_eq!(acts.scale[t].to_bits(), want.scale.to_bits(), "scale on {}", isa);
+                prop_assert_eq!(acts.sum[t], want.sum, "sum on {}", isa);
+            }
+            // The unfused path, into the same (now dirty) buffers, agrees too.
+            let mut again = acts.clone();
+            act::quantize_i8_into(&normed, cols, tokens, &exec, &mut again).unwrap();
+            prop_assert_eq!(&again, &acts, "unfused on {}", isa);
+        }
+    }
+
     /// llama.cpp Q8_K quantization equals the twin's block for block.
     #[test]
     fn act_q8k_matches_reference(blocks in 1usize..=6, x0 in proptest::collection::vec(-30.0f32..30.0, 256 * 6), zero in any::<bool>()) {
@@ -257,6 +289,33 @@ proptest! {
             prop_assert_eq!(&k.bsums[..], &w.bsums[..]);
         }
     }
+}
+
+/// The fused norm-quantizer rejects what the plain one rejects: a non-finite value (naming
+/// its token) and mismatched lengths; never a panic.
+#[test]
+fn rms_norm_quantize_rejects_bad_input() {
+    let exec = Exec::best();
+    let (cols, w) = (300, vec![1.0f32; 300]);
+    let mut acts = act::ActsI8::empty();
+    let mut normed = vec![0f32; 2 * cols];
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut x = vec![0.5f32; 2 * cols];
+        x[cols + 7] = bad;
+        let err = act::rms_norm_quantize_i8(&x, &w, 1e-5, &exec, &mut normed, &mut acts);
+        assert!(
+            matches!(err, Err(KernelError::NonFiniteActivation { token: 1 })),
+            "{bad}: {err:?}"
+        );
+    }
+    let x = vec![0.5f32; 2 * cols];
+    assert!(
+        act::rms_norm_quantize_i8(&x[..cols + 1], &w, 1e-5, &exec, &mut normed, &mut acts).is_err()
+    );
+    assert!(
+        act::rms_norm_quantize_i8(&x, &w, 1e-5, &exec, &mut normed[..cols], &mut acts).is_err()
+    );
+    assert!(act::rms_norm_quantize_i8(&x, &[], 1e-5, &exec, &mut normed, &mut acts).is_err());
 }
 
 /// Shared activations: one quantization serves several matrices of the same input width.

@@ -39,6 +39,10 @@ pub(crate) struct KernelTable {
     pub tq1_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
     /// `max_i (bits(x_i) & 0x7fff_ffff)`: the bit pattern of `max|x|`, NaN sorting highest.
     pub absmax_bits: fn(x: &[f32]) -> u32,
+    /// `out_i = (x_i · scale) · w_i` (two f32 multiplies, never fused: the bits of the plain
+    /// loop) over `x.len()` elements; returns [`absmax_bits`](Self::absmax_bits) of `out`.
+    /// RMSNorm's second pass fused with the quantizer's max.
+    pub norm_absmax: fn(x: &[f32], w: &[f32], scale: f32, out: &mut [f32]) -> u32,
     /// `q_i = clamp(round_half_even(x_i * s), -128, 127)`; returns `Σ q_i`.
     pub quant_i8: fn(x: &[f32], s: f32, q: &mut [i8]) -> i32,
     /// `Σ a_i · b_i` in f32 (order ISA-specific; see the lab's bound).
@@ -71,10 +75,13 @@ pub(crate) fn table(isa: Isa) -> Result<&'static KernelTable> {
     })
 }
 
-/// `max|x|` as f32, or `None` if any value is NaN or infinite.
-pub(crate) fn absmax_checked(k: &KernelTable, x: &[f32]) -> Option<f32> {
-    let bits = (k.absmax_bits)(x);
-    (bits < 0x7f80_0000).then(|| f32::from_bits(bits))
+/// Checks the slice lengths of `norm_absmax`.
+#[inline]
+pub(crate) fn check_norm(x: &[f32], w: &[f32], out: &[f32]) {
+    assert!(
+        w.len() == x.len() && out.len() == x.len(),
+        "norm_absmax: lengths"
+    );
 }
 
 /// Checks the slice bounds every `i2_dot` implementation relies on.

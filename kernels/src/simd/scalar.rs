@@ -12,6 +12,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     tq2_arrange: None,
     tq1_dot,
     absmax_bits,
+    norm_absmax,
     quant_i8,
     dot_f32,
     dot_f16,
@@ -74,6 +75,17 @@ fn absmax_bits(x: &[f32]) -> u32 {
         .map(|v| v.to_bits() & 0x7fff_ffff)
         .max()
         .unwrap_or(0)
+}
+
+/// Also the tail loop of the pulp `norm_absmax`.
+pub(crate) fn norm_absmax(x: &[f32], w: &[f32], scale: f32, out: &mut [f32]) -> u32 {
+    super::check_norm(x, w, out);
+    let mut m = 0u32;
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = (v * scale) * g;
+        m = m.max(o.to_bits() & 0x7fff_ffff);
+    }
+    m
 }
 
 fn quant_i8(x: &[f32], s: f32, q: &mut [i8]) -> i32 {

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use bitnet_kernels::act::{ActsI8, quantize_i8};
+use bitnet_kernels::act::{ActsI8, quantize_i8_into, rms_norm_quantize_i8};
 use bitnet_kernels::dense_i8::DenseI8;
 use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
@@ -114,6 +114,10 @@ struct Scratch {
     scores: Vec<f32>,
     /// Final-normed last position `[hidden]`.
     last: Vec<f32>,
+    /// Quantized input of the current projection group (buffers reused across calls).
+    acts: ActsI8,
+    /// The same values as Q8_K blocks, for TQ1_0/TQ2_0 projections.
+    acts_q8k: ActsQ8K,
 }
 
 impl State {
@@ -338,6 +342,8 @@ impl<'a> Model<'a> {
                         * bitnet_kernels::exec::default_threads().max(self.exec.threads())
                 ],
                 last: vec![0.0; c.hidden],
+                acts: ActsI8::empty(),
+                acts_q8k: empty_q8k(),
             },
         })
     }
@@ -519,13 +525,16 @@ impl<'a> Model<'a> {
 
         // Attention.
         rec(|p| &mut p.x, x);
-        rms_norm_rows(x, &w.attn_norm, c.rms_eps, h);
+        let op = "attn_q/k/v";
+        let h = self
+            .prepare(x, tokens, Some(&w.attn_norm), h, &mut s.acts)
+            .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.h_attn, h);
         self.project(
             layer,
-            "attn_q/k/v",
+            op,
             h,
-            tokens,
+            (&mut s.acts, &mut s.acts_q8k),
             &mut [(&w.wq, &mut *q), (&w.wk, &mut *k), (&w.wv, &mut *v)],
         )?;
         let half = c.head_dim / 2;
@@ -554,21 +563,18 @@ impl<'a> Model<'a> {
             },
         )?;
         rec(|p| &mut p.attn, att);
-        let a_in: &[f32] = match &w.attn_sub_norm {
-            Some(sub) => {
-                let hs = &mut s.h[..tokens * q_dim];
-                rms_norm_rows(att, sub, c.rms_eps, hs);
-                hs
-            }
-            None => att,
-        };
+        let op = "attn_output";
+        let hs = &mut s.h[..tokens * q_dim];
+        let a_in = self
+            .prepare(att, tokens, w.attn_sub_norm.as_deref(), hs, &mut s.acts)
+            .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.attn_in, a_in);
         let proj = &mut s.proj[..tokens * hd];
         self.project(
             layer,
-            "attn_output",
+            op,
             a_in,
-            tokens,
+            (&mut s.acts, &mut s.acts_q8k),
             &mut [(&w.wo, &mut *proj)],
         )?;
         rec(|p| &mut p.attn_out, proj);
@@ -576,50 +582,89 @@ impl<'a> Model<'a> {
         rec(|p| &mut p.x_mid, x);
 
         // Feed-forward.
+        let op = "ffn_gate/up";
         let h = &mut s.h[..tokens * hd];
-        rms_norm_rows(x, &w.ffn_norm, c.rms_eps, h);
+        let h = self
+            .prepare(x, tokens, Some(&w.ffn_norm), h, &mut s.acts)
+            .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.h_ffn, h);
         let gate = &mut s.gate[..tokens * ffn];
         let up = &mut s.up[..tokens * ffn];
         self.project(
             layer,
-            "ffn_gate/up",
+            op,
             h,
-            tokens,
+            (&mut s.acts, &mut s.acts_q8k),
             &mut [(&w.wgate, &mut *gate), (&w.wup, &mut *up)],
         )?;
         rec(|p| &mut p.gate, gate);
         rec(|p| &mut p.up, up);
         ffn_activation(c.arch.ffn_activation(), gate, up);
         rec(|p| &mut p.m, gate);
-        let m: &[f32] = match &w.ffn_sub_norm {
-            Some(sub) => {
-                rms_norm_rows(gate, sub, c.rms_eps, up);
-                up
-            }
-            None => gate,
-        };
+        let op = "ffn_down";
+        let m = self
+            .prepare(gate, tokens, w.ffn_sub_norm.as_deref(), up, &mut s.acts)
+            .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.down_in, m);
-        self.project(layer, "ffn_down", m, tokens, &mut [(&w.wdown, &mut *proj)])?;
+        self.project(
+            layer,
+            op,
+            m,
+            (&mut s.acts, &mut s.acts_q8k),
+            &mut [(&w.wdown, &mut *proj)],
+        )?;
         rec(|p| &mut p.down, proj);
         add(x, proj);
         rec(|p| &mut p.out, x);
         Ok(())
     }
 
-    /// Runs each projection on the shared input `x` (`[tokens, cols]`). Under
-    /// [`Numerics::Bitnet`] the input is quantized once per format family and shared.
+    /// The input of a projection group: `x` (`[tokens, cols]`), RMS-normed with `norm` into
+    /// `normed` when given. Under [`Numerics::Bitnet`] it is also quantized once into
+    /// `acts` for every projection of the group, fused with the norm's output pass.
+    fn prepare<'b>(
+        &self,
+        x: &'b [f32],
+        tokens: usize,
+        norm: Option<&[f32]>,
+        normed: &'b mut [f32],
+        acts: &mut ActsI8,
+    ) -> bitnet_kernels::Result<&'b [f32]> {
+        let eps = self.config.rms_eps;
+        let normed = &mut normed[..x.len()];
+        match (norm, self.numerics) {
+            (Some(w), Numerics::Bitnet) => {
+                rms_norm_quantize_i8(x, w, eps, &self.exec, normed, acts)?;
+                Ok(normed)
+            }
+            (Some(w), Numerics::F32) => {
+                rms_norm_rows(x, w, eps, normed);
+                Ok(normed)
+            }
+            (None, Numerics::Bitnet) => {
+                let cols = x.len() / tokens.max(1);
+                quantize_i8_into(x, cols, tokens, &self.exec, acts)?;
+                Ok(x)
+            }
+            (None, Numerics::F32) => Ok(x),
+        }
+    }
+
+    /// Runs each projection on the group's input: `x` (`[tokens, cols]`) under
+    /// [`Numerics::F32`]; under [`Numerics::Bitnet`] its int8 quantization `acts.0` (made by
+    /// [`Self::prepare`]), carried in Q8_K blocks (`acts.1`) for the TQ formats.
     fn project(
         &self,
         layer: usize,
         op: &'static str,
         x: &[f32],
-        tokens: usize,
+        acts: (&mut ActsI8, &mut ActsQ8K),
         outs: &mut [(&Projection<'_>, &mut [f32])],
     ) -> Result<()> {
         let err = |source| ModelError::Compute { layer, op, source };
         match self.numerics {
             Numerics::F32 => {
+                let tokens = x.len() / outs.first().map_or(1, |(p, _)| p.cols()).max(1);
                 for (p, y) in outs.iter_mut() {
                     p.w.matrix()
                         .gemm_f32(x, tokens, y, &self.exec)
@@ -627,21 +672,32 @@ impl<'a> Model<'a> {
                 }
             }
             Numerics::Bitnet => {
-                let mut shared: Option<(ActFamily, Activations)> = None;
+                // Lend the reused buffers to the kernels' `Activations` for the group.
+                let (a8, aq) = acts;
+                let int8 = Activations::I8(std::mem::replace(a8, ActsI8::empty()));
+                let mut q8k: Option<Activations> = None;
+                let mut result = Ok(());
                 for (p, y) in outs.iter_mut() {
-                    let fam = ActFamily::of(p.w.format());
-                    let acts = match shared {
-                        Some((f, ref a)) if f == fam => a,
-                        _ => {
-                            let a =
-                                quantize_int8(fam, x, p.cols(), tokens, &self.exec).map_err(err)?;
-                            &shared.insert((fam, a)).1
-                        }
+                    let a = match (ActFamily::of(p.w.format()), &int8) {
+                        (ActFamily::Q8K, Activations::I8(i8)) => &*q8k.get_or_insert_with(|| {
+                            let mut b = std::mem::replace(aq, empty_q8k());
+                            int8_as_q8k(i8, &mut b);
+                            Activations::Q8K(b)
+                        }),
+                        _ => &int8,
                     };
-                    p.w.matrix()
-                        .gemm_quantized(acts, y, &self.exec)
-                        .map_err(err)?;
+                    result = p.w.matrix().gemm_quantized(a, y, &self.exec);
+                    if result.is_err() {
+                        break;
+                    }
                 }
+                if let Activations::I8(a) = int8 {
+                    *a8 = a;
+                }
+                if let Some(Activations::Q8K(b)) = q8k {
+                    *aq = b;
+                }
+                result.map_err(err)?;
             }
         }
         for (p, y) in outs.iter_mut() {
@@ -710,27 +766,24 @@ impl ActFamily {
     }
 }
 
-/// bitnet.cpp per-token int8 quantization of `x`, laid out for `fam`. For the TQ formats
-/// the per-token int8 values are carried in Q8_K blocks whose scale is the token's
-/// `1 / s`, so those kernels compute `Σ_blocks sumi_b · (d_x · d_w)` over exactly the same
-/// integers (llama.cpp's own Q8_K rounding is not used).
-fn quantize_int8(
-    fam: ActFamily,
-    x: &[f32],
-    cols: usize,
-    tokens: usize,
-    exec: &Exec,
-) -> bitnet_kernels::Result<Activations> {
-    let a = quantize_i8(x, cols, tokens, exec)?;
-    Ok(match fam {
-        ActFamily::I8 => Activations::I8(a),
-        ActFamily::Q8K => Activations::Q8K(int8_as_q8k(&a)),
-    })
+/// No Q8_K blocks yet (buffers grow on first use).
+fn empty_q8k() -> ActsQ8K {
+    ActsQ8K {
+        cols: 0,
+        tokens: 0,
+        blocks: Vec::new(),
+    }
 }
 
-fn int8_as_q8k(a: &ActsI8) -> ActsQ8K {
+/// bitnet.cpp's per-token int8 values carried in Q8_K blocks, for the TQ formats: each
+/// block's scale is the token's `1 / s`, so those kernels compute
+/// `Σ_blocks sumi_b · (d_x · d_w)` over exactly the same integers (llama.cpp's own Q8_K
+/// rounding is not used). Reuses `out`'s buffer.
+fn int8_as_q8k(a: &ActsI8, out: &mut ActsQ8K) {
     let nb = a.cols / 256;
-    let mut blocks = Vec::with_capacity(a.tokens * nb);
+    out.cols = a.cols;
+    out.tokens = a.tokens;
+    out.blocks.clear();
     for t in 0..a.tokens {
         let d = 1.0 / a.scale[t];
         let row = &a.q[t * a.stride..t * a.stride + nb * 256];
@@ -744,29 +797,12 @@ fn int8_as_q8k(a: &ActsI8) -> ActsQ8K {
             for (s, c) in b.bsums.iter_mut().zip(qb.chunks_exact(16)) {
                 *s = c.iter().map(|&q| i16::from(q)).sum();
             }
-            blocks.push(b);
+            out.blocks.push(b);
         }
-    }
-    ActsQ8K {
-        cols: a.cols,
-        tokens: a.tokens,
-        blocks,
     }
 }
 
-/// RMSNorm of one row: squares in f32 summed in f64 (as ggml), `mean` rounded to f32,
-/// `scale = 1 / sqrt(mean + eps)` in f32, `y = (x * scale) * w`.
-pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let mut sum = 0f64;
-    for &v in x {
-        sum += f64::from(v * v);
-    }
-    let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0f32 / (mean + eps).sqrt();
-    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
-        *o = (v * scale) * g;
-    }
-}
+pub use bitnet_kernels::act::rms_norm;
 
 /// [`rms_norm`] of every `w.len()`-wide row of `x` into `out`.
 fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {

@@ -33,6 +33,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     tq2_arrange: None,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
+    norm_absmax: v3_norm_absmax,
     quant_i8: avx2_quant_i8,
     dot_f32: v3_dot_f32,
     dot_f16: avx2_dot_f16,
@@ -49,6 +50,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     tq2_arrange: Some(avx512::arrange_tq2),
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
+    norm_absmax: v4_norm_absmax,
     quant_i8: avx2_quant_i8,
     dot_f32: v4_dot_f32,
     dot_f16: avx512_dot_f16,
@@ -173,6 +175,59 @@ impl WithSimd for DotF32<'_> {
             sum += x * y;
         }
         sum
+    }
+}
+
+fn v3_norm_absmax(x: &[f32], w: &[f32], scale: f32, out: &mut [f32]) -> u32 {
+    super::check_norm(x, w, out);
+    match pulp::x86::V3::try_new() {
+        Some(simd) => Simd::vectorize(simd, NormAbsmax { x, w, scale, out }),
+        None => super::scalar::norm_absmax(x, w, scale, out),
+    }
+}
+
+fn v4_norm_absmax(x: &[f32], w: &[f32], scale: f32, out: &mut [f32]) -> u32 {
+    super::check_norm(x, w, out);
+    match pulp::x86::V4::try_new() {
+        Some(simd) => Simd::vectorize(simd, NormAbsmax { x, w, scale, out }),
+        None => v3_norm_absmax(x, w, scale, out),
+    }
+}
+
+/// `out = (x · scale) · w` and the max of `|out|`'s bits, written once over `pulp::Simd`:
+/// two lane-wise multiplies (the plain loop's rounding), an unsigned max of the sign-cleared
+/// bits (so a NaN sorts above every finite value, as in `absmax_bits`), then the tail.
+struct NormAbsmax<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    scale: f32,
+    out: &'a mut [f32],
+}
+
+impl WithSimd for NormAbsmax<'_> {
+    type Output = u32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> u32 {
+        let (o, ot) = S::as_mut_simd_f32s(self.out);
+        let n = o.len() * S::F32_LANES;
+        let (x, xt) = S::as_simd_f32s(&self.x[..n]);
+        let (w, wt) = S::as_simd_f32s(&self.w[..n]);
+        debug_assert!(xt.is_empty() && wt.is_empty());
+        let sv = simd.splat_f32s(self.scale);
+        let mask = simd.splat_u32s(0x7fff_ffff);
+        let mut acc = simd.splat_u32s(0);
+        for ((ov, &xv), &wv) in o.iter_mut().zip(x).zip(w) {
+            *ov = simd.mul_f32s(simd.mul_f32s(xv, sv), wv);
+            let bits = simd.and_u32s(simd.transmute_u32s_f32s(*ov), mask);
+            acc = simd.max_u32s(acc, bits);
+        }
+        let mut lanes = [0u32; 16];
+        let (lv, _) = S::as_mut_simd_u32s(&mut lanes[..S::U32_LANES]);
+        lv[0] = acc;
+        let head = lanes.into_iter().max().unwrap_or(0);
+        let tail = super::scalar::norm_absmax(&self.x[n..], &self.w[n..], self.scale, ot);
+        head.max(tail)
     }
 }
 
