@@ -465,6 +465,10 @@ pub fn write_model(
         .into_inner()
         .map_err(|e| io("write", e.into_error()))?;
     file.sync_all().map_err(|e| io("sync", e))?;
+    // Drop the written (small-page) copy from the page cache, so the first mapping reads
+    // the file back in 2 MiB folios (see `GgufFile::open`). Best effort.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
     Ok(total)
 }
 

@@ -34,6 +34,9 @@ pub struct ModelFigures {
     pub decode_tok_per_s: f64,
     /// Peak resident set size (VmHWM), bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// File bytes this process maps with 2 MiB pages (`FilePmdMapped`), after decode: the
+    /// model file's share tells whether the weights stream without 4 KiB TLB misses.
+    pub file_huge_mapped_bytes: Option<u64>,
     /// Ternary weight bytes read per decoded token (all projections of all layers).
     pub ternary_bytes_per_token: u64,
     /// Output-head bytes read per decoded token (the whole head matrix, as stored or int8).
@@ -147,6 +150,7 @@ pub fn run(
             0.0
         },
         peak_rss_bytes: peak_rss_bytes(),
+        file_huge_mapped_bytes: proc_kb("/proc/self/smaps_rollup", "FilePmdMapped:"),
         ternary_bytes_per_token: ternary_bytes,
         head_bytes_per_token: head_bytes,
         formats,
@@ -177,10 +181,15 @@ pub fn model_info(path: &Path) -> Result<ModelInfo, String> {
 
 /// Peak resident set size of this process (`VmHWM` in `/proc/self/status`), bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    proc_kb("/proc/self/status", "VmHWM:")
+}
+
+/// The `key  N kB` line of a `/proc` file, in bytes.
+fn proc_kb(path: &str, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line
-        .trim_start_matches("VmHWM:")
+        .trim_start_matches(key)
         .trim()
         .trim_end_matches("kB")
         .trim()

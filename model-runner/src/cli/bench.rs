@@ -494,6 +494,9 @@ fn run_model(a: ModelArgs) -> CliResult {
     if let Some(rss) = m.peak_rss_bytes {
         r.metric("peak_rss_bytes", rss as f64, "bytes");
     }
+    if let Some(b) = m.file_huge_mapped_bytes {
+        r.metric("file_huge_mapped_bytes", b as f64, "bytes");
+    }
     let dram = r
         .roofline
         .as_ref()
@@ -553,6 +556,17 @@ fn run_model(a: ModelArgs) -> CliResult {
         );
         if let Some(rss) = m.peak_rss_bytes {
             println!("peak RSS             {:>10.1} MiB", rss as f64 / 1048576.0);
+        }
+        if let Some(b) = m.file_huge_mapped_bytes {
+            println!(
+                "2 MiB file pages     {:>10.1} MiB mapped{}",
+                b as f64 / 1048576.0,
+                if b == 0 {
+                    " (the model's page cache is in small pages: see docs/performance.md, huge pages)"
+                } else {
+                    ""
+                }
+            );
         }
         r.finish();
         print!("{}", load_text(&r));
