@@ -88,7 +88,7 @@ fn check_x(x: &[f32], cols: usize, tokens: usize) -> Result<usize> {
 impl ActsI8 {
     /// No tokens yet; the buffers grow on first use and are reused after (see
     /// [`quantize_i8_into`]).
-    pub fn empty() -> ActsI8 {
+    pub const fn empty() -> ActsI8 {
         ActsI8 {
             cols: 0,
             stride: 0,

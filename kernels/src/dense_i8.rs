@@ -8,7 +8,7 @@
 //! `y[r] = (Σ_c q[r,c] · q_x[c]) as f32 · (s_r / s_x)` — an exact integer sum, so every
 //! ISA and thread count gives the same bits.
 
-use crate::act::quantize_i8;
+use crate::act::quantize_i8_into;
 use crate::dense::Dense;
 use crate::error::{KernelError, Result, check_len};
 use crate::exec::Exec;
@@ -83,18 +83,20 @@ impl DenseI8 {
         check_len("x", x.len(), self.cols)?;
         check_len("y", y.len(), self.rows)?;
         let k = exec.kernels()?;
-        let a = quantize_i8(x, self.cols, 1, exec)?;
-        let qx = &a.q[..self.cols];
-        let sx = a.scale[0];
-        let cols = self.cols;
-        exec.for_row_chunks(self.rows, 1, self.rows * cols, y, |r0, out| {
-            for (i, o) in out.iter_mut().enumerate() {
-                let r = r0 + i;
-                let isum = (k.dot_i8)(&self.q[r * cols..(r + 1) * cols], qx);
-                *o = isum as f32 * (self.scale[r] / sx);
-            }
-        });
-        Ok(())
+        crate::scratch::with_acts(|a| {
+            quantize_i8_into(x, self.cols, 1, exec, a)?;
+            let qx = &a.q[..self.cols];
+            let sx = a.scale[0];
+            let cols = self.cols;
+            exec.for_row_chunks(self.rows, 1, self.rows * cols, y, |r0, out| {
+                for (i, o) in out.iter_mut().enumerate() {
+                    let r = r0 + i;
+                    let isum = (k.dot_i8)(&self.q[r * cols..(r + 1) * cols], qx);
+                    *o = isum as f32 * (self.scale[r] / sx);
+                }
+            });
+            Ok(())
+        })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod format;
 pub mod isa;
 pub mod quant;
+mod scratch;
 mod simd;
 mod team;
 

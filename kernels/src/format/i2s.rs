@@ -268,24 +268,40 @@ pub(crate) fn gemm_i2(
     let tokens = a.tokens;
     check_gemm(rows, cols, tokens * cols, tokens, y.len())?;
     let k = exec.kernels()?;
-    let nblk = stride / BLOCK_BYTES;
-    debug_assert!(nblk * BLOCK <= a.stride);
-    // Activations in the order this ISA's kernel reads them (once per token, not per row).
-    let arranged;
-    let q: &[i8] = match k.i2_arrange {
-        Some(arrange) => {
-            let mut buf = vec![0i8; a.q.len()];
+    debug_assert!(stride / BLOCK_BYTES * BLOCK <= a.stride);
+    // Activations in the order this ISA's kernel reads them (once per token, not per row),
+    // in this thread's reused buffer.
+    match k.i2_arrange {
+        Some(arrange) => crate::scratch::with_i8(a.q.len(), |buf| {
             for (src, dst) in
                 a.q.chunks_exact(a.stride)
                     .zip(buf.chunks_exact_mut(a.stride))
             {
                 arrange(src, dst);
             }
-            arranged = buf;
-            &arranged
-        }
-        None => &a.q,
-    };
+            gemm_i2_arranged(k, codes, rows, cols, stride, w_scale, a, buf, y, exec);
+        }),
+        None => gemm_i2_arranged(k, codes, rows, cols, stride, w_scale, a, &a.q, y, exec),
+    }
+    Ok(())
+}
+
+/// [`gemm_i2`] after the checks, over activations `q` as the ISA's `i2_arrange` leaves them.
+#[allow(clippy::too_many_arguments)]
+fn gemm_i2_arranged(
+    k: &crate::simd::KernelTable,
+    codes: &[u8],
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    w_scale: f32,
+    a: &ActsI8,
+    q: &[i8],
+    y: &mut [f32],
+    exec: &Exec,
+) {
+    let tokens = a.tokens;
+    let nblk = stride / BLOCK_BYTES;
     if tokens >= TOKEN_SPLIT_MIN {
         // Long prefill: threads split the tokens, each computing every row for its own
         // tokens and writing its rows of y in place (no transpose). Rows go in chunks of
@@ -321,7 +337,7 @@ pub(crate) fn gemm_i2(
                 }
             }
         });
-        return Ok(());
+        return;
     }
     exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
         let nr = out.len() / tokens;
@@ -359,5 +375,4 @@ pub(crate) fn gemm_i2(
             }
         }
     });
-    Ok(())
 }

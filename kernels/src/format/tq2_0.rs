@@ -219,51 +219,93 @@ pub(crate) fn gemm_tq(
     };
     let tokens = a.tokens;
     super::check_gemm(rows, cols, tokens * cols, tokens, y.len())?;
-    let nb = cols / 256;
-    let stride = nb * block_bytes;
-    // Σ q per activation block, once per call instead of once per row.
-    let bsum: Vec<i32> = a
-        .blocks
-        .iter()
-        .map(|b| b.bsums.iter().map(|&v| i32::from(v)).sum())
-        .collect();
-    // The blocks as the kernel reads them (rearranged once per call where the ISA wants
-    // it); the epilogue reads d and the sums from the originals.
-    let arranged: Vec<BlockQ8K>;
-    let kblocks: &[BlockQ8K] = match arrange {
-        Some(arrange) => {
-            let mut v = a.blocks.clone();
-            for (dst, src) in v.iter_mut().zip(&a.blocks) {
-                arrange(&src.qs, &mut dst.qs);
-            }
-            arranged = v;
-            &arranged
-        }
-        None => &a.blocks,
+    let tq = TqRows {
+        bytes,
+        rows,
+        cols,
+        block_bytes,
+        scale_at,
+        dot,
     };
-    exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
-        let mut sums = vec![0i32; nb];
-        let mut d_w = vec![0f32; nb];
-        for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
-            let row = &bytes[(r0 + i) * stride..(r0 + i + 1) * stride];
-            for (b, d) in d_w.iter_mut().enumerate() {
-                *d = block_scale(&row[b * block_bytes..], scale_at);
-            }
-            for (t, ot) in o.iter_mut().enumerate() {
-                let ab = &a.blocks[t * nb..(t + 1) * nb];
-                dot(row, &kblocks[t * nb..(t + 1) * nb], &mut sums);
-                let mut sumf = 0f32;
-                for (((&s, blk), &bs), &dw) in sums
-                    .iter()
-                    .zip(ab)
-                    .zip(&bsum[t * nb..(t + 1) * nb])
-                    .zip(&d_w)
-                {
-                    sumf += (s - bs) as f32 * (blk.d * dw);
+    // Σ q per activation block, once per call instead of once per row (in this thread's
+    // reused buffer).
+    crate::scratch::with_i32(a.blocks.len(), |bsum| {
+        for (s, b) in bsum.iter_mut().zip(&a.blocks) {
+            *s = b.bsums.iter().map(|&v| i32::from(v)).sum();
+        }
+        // The blocks as the kernel reads them (rearranged once per call where the ISA wants
+        // it); the epilogue reads d and the sums from the originals.
+        match arrange {
+            Some(arrange) => crate::scratch::with_blocks(a.blocks.len(), |kb| {
+                for (dst, src) in kb.iter_mut().zip(&a.blocks) {
+                    *dst = *src;
+                    arrange(&src.qs, &mut dst.qs);
                 }
-                *ot = sumf;
-            }
+                tq.gemm(a, kb, bsum, y, exec);
+            }),
+            None => tq.gemm(a, &a.blocks, bsum, y, exec),
         }
     });
     Ok(())
+}
+
+/// Blocks per row whose per-chunk sums and scales live on the stack (cols ≤ 16384).
+const STACK_BLOCKS: usize = 64;
+
+/// The rows of one TQ matrix and its block kernel, for [`gemm_tq`].
+struct TqRows<'w> {
+    bytes: &'w [u8],
+    rows: usize,
+    cols: usize,
+    block_bytes: usize,
+    scale_at: usize,
+    dot: fn(&[u8], &[BlockQ8K], &mut [i32]),
+}
+
+impl TqRows<'_> {
+    /// `y = W · a` with the kernel reading `kblocks` (`a`'s blocks as it wants them) and
+    /// `bsum` holding each block's `Σ q`.
+    fn gemm(&self, a: &ActsQ8K, kblocks: &[BlockQ8K], bsum: &[i32], y: &mut [f32], exec: &Exec) {
+        let TqRows {
+            bytes,
+            rows,
+            cols,
+            block_bytes,
+            scale_at,
+            dot,
+        } = *self;
+        let (tokens, nb) = (a.tokens, cols / 256);
+        let stride = nb * block_bytes;
+        exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
+            let (mut sums_st, mut d_w_st) = ([0i32; STACK_BLOCKS], [0f32; STACK_BLOCKS]);
+            let (mut sums_heap, mut d_w_heap) = (Vec::new(), Vec::new());
+            let (sums, d_w): (&mut [i32], &mut [f32]) = if nb <= STACK_BLOCKS {
+                (&mut sums_st[..nb], &mut d_w_st[..nb])
+            } else {
+                sums_heap.resize(nb, 0);
+                d_w_heap.resize(nb, 0.0);
+                (&mut sums_heap, &mut d_w_heap)
+            };
+            for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
+                let row = &bytes[(r0 + i) * stride..(r0 + i + 1) * stride];
+                for (b, d) in d_w.iter_mut().enumerate() {
+                    *d = block_scale(&row[b * block_bytes..], scale_at);
+                }
+                for (t, ot) in o.iter_mut().enumerate() {
+                    let ab = &a.blocks[t * nb..(t + 1) * nb];
+                    dot(row, &kblocks[t * nb..(t + 1) * nb], sums);
+                    let mut sumf = 0f32;
+                    for (((&s, blk), &bs), &dw) in sums
+                        .iter()
+                        .zip(ab)
+                        .zip(&bsum[t * nb..(t + 1) * nb])
+                        .zip(d_w.iter())
+                    {
+                        sumf += (s - bs) as f32 * (blk.d * dw);
+                    }
+                    *ot = sumf;
+                }
+            }
+        });
+    }
 }
