@@ -34,6 +34,11 @@ pub struct ModelFigures {
     pub decode_tok_per_s: f64,
     /// Peak resident set size (VmHWM), bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// Anonymous resident memory after decode (`RssAnon`: heap, stacks, KV cache, the int8
+    /// head when chosen; the mapped weights are file pages, not counted), bytes.
+    pub anon_rss_bytes: Option<u64>,
+    /// The KV cache's bytes (part of `anon_rss_bytes`).
+    pub kv_cache_bytes: u64,
     /// File bytes this process maps with 2 MiB pages (`FilePmdMapped`), after decode: the
     /// model file's share tells whether the weights stream without 4 KiB TLB misses.
     pub file_huge_mapped_bytes: Option<u64>,
@@ -151,6 +156,8 @@ pub fn run(
         },
         peak_rss_bytes: peak_rss_bytes(),
         file_huge_mapped_bytes: proc_kb("/proc/self/smaps_rollup", "FilePmdMapped:"),
+        anon_rss_bytes: proc_kb("/proc/self/status", "RssAnon:"),
+        kv_cache_bytes: state.kv_cache().bytes() as u64,
         ternary_bytes_per_token: ternary_bytes,
         head_bytes_per_token: head_bytes,
         formats,

@@ -497,6 +497,15 @@ fn run_model(a: ModelArgs) -> CliResult {
     if let Some(b) = m.file_huge_mapped_bytes {
         r.metric("file_huge_mapped_bytes", b as f64, "bytes");
     }
+    r.metric("kv_cache_bytes", m.kv_cache_bytes as f64, "bytes");
+    if let Some(b) = m.anon_rss_bytes {
+        r.metric("anon_rss_bytes", b as f64, "bytes");
+        r.metric(
+            "anon_rss_beyond_kv_bytes",
+            b.saturating_sub(m.kv_cache_bytes) as f64,
+            "bytes",
+        );
+    }
     let dram = r
         .roofline
         .as_ref()
@@ -556,6 +565,14 @@ fn run_model(a: ModelArgs) -> CliResult {
         );
         if let Some(rss) = m.peak_rss_bytes {
             println!("peak RSS             {:>10.1} MiB", rss as f64 / 1048576.0);
+        }
+        if let Some(b) = m.anon_rss_bytes {
+            println!(
+                "anonymous RSS        {:>10.1} MiB = KV cache {:.1} + {:.1} beyond it",
+                b as f64 / 1048576.0,
+                m.kv_cache_bytes as f64 / 1048576.0,
+                b.saturating_sub(m.kv_cache_bytes) as f64 / 1048576.0
+            );
         }
         if let Some(b) = m.file_huge_mapped_bytes {
             println!(
