@@ -32,6 +32,10 @@ pub struct ModelFigures {
     pub prompt_tok_per_s: f64,
     /// Generated tokens per second (one forward pass each, KV cache extended).
     pub decode_tok_per_s: f64,
+    /// Mean read bandwidth of plain passes over the whole model file with the same threads,
+    /// interleaved with the decode steps (one every [`STREAM_EVERY`] tokens), GB/s: the
+    /// decode's bound under the same conditions of a shared machine. `None` without decode.
+    pub stream_gbps: Option<f64>,
     /// Peak resident set size (VmHWM), bytes.
     pub peak_rss_bytes: Option<u64>,
     /// Anonymous resident memory after decode (`RssAnon`: heap, stacks, KV cache, the int8
@@ -58,6 +62,10 @@ impl ModelFigures {
         self.ternary_bytes_per_token + self.head_bytes_per_token
     }
 }
+
+/// Decode steps between two timed passes over the model file (see
+/// [`ModelFigures::stream_gbps`]).
+pub const STREAM_EVERY: usize = 4;
 
 /// A synthetic model `preset[:type]` (`2b4t`, `tiny`; `i2s` or `tq2_0`), written to the temp
 /// directory unless already there; returns its path.
@@ -122,14 +130,23 @@ pub fn run(
         .map_err(|e| format!("prompt: {e}"))?;
     let ttft = t.elapsed().as_secs_f64();
     let mut next = argmax(&logits);
-    let t = Instant::now();
-    for _ in 0..gen_tokens {
+    let mut decode = 0f64;
+    let mut streams = Vec::new();
+    for i in 0..gen_tokens {
+        if i % STREAM_EVERY == 0 {
+            streams.push(super::roofline::stream_read_gbps(file.bytes(), threads));
+        }
+        let t = Instant::now();
         model
             .forward(&mut state, &[next], Some(&mut logits))
             .map_err(|e| format!("decode: {e}"))?;
         next = argmax(&logits);
+        decode += t.elapsed().as_secs_f64();
     }
-    let decode = t.elapsed().as_secs_f64();
+    if gen_tokens > 0 {
+        streams.push(super::roofline::stream_read_gbps(file.bytes(), threads));
+    }
+    streams.retain(|g| *g > 0.0);
     let mut formats: Vec<String> = Vec::new();
     let mut ternary_bytes = 0u64;
     for l in &model.weights.layers {
@@ -154,6 +171,8 @@ pub fn run(
         } else {
             0.0
         },
+        stream_gbps: (!streams.is_empty())
+            .then(|| streams.iter().sum::<f64>() / streams.len() as f64),
         peak_rss_bytes: peak_rss_bytes(),
         file_huge_mapped_bytes: proc_kb("/proc/self/smaps_rollup", "FilePmdMapped:"),
         anon_rss_bytes: proc_kb("/proc/self/status", "RssAnon:"),

@@ -289,6 +289,45 @@ fn read_bandwidth(buf: &[u64], threads: usize, chunk: usize, repeat: usize, roun
     best
 }
 
+/// Read bandwidth (GB/s) of one pass over `bytes` (e.g. a model's mapped weights) by
+/// `threads` threads, each summing its contiguous share with wide loads, from the first
+/// thread's start to the last one's end: what any memory-bound pass over exactly those
+/// bytes, through the same pages, can reach at that moment. One average, unlike the best of
+/// many short windows that the DRAM probe reports. 0 if `bytes` is not 8-byte aligned.
+pub fn stream_read_gbps(bytes: &[u8], threads: usize) -> f64 {
+    let threads = threads.max(1);
+    let n = bytes.len() / 64 * 64;
+    let Ok(words) = pulp::bytemuck::try_cast_slice::<u8, u64>(&bytes[..n]) else {
+        return 0.0;
+    };
+    let share = (words.len() / threads) / 8 * 8;
+    if share == 0 {
+        return 0.0;
+    }
+    let barrier = Barrier::new(threads);
+    let part = |i: usize| {
+        barrier.wait();
+        let t0 = Instant::now();
+        black_box(sum_streams(
+            black_box(&words[i * share..(i + 1) * share]),
+            1,
+        ));
+        (t0, Instant::now())
+    };
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|i| s.spawn(move || part(i))).collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let first = spans.iter().map(|s| s.0).min();
+    let last = spans.iter().map(|s| s.1).max();
+    match (first, last) {
+        (Some(a), Some(b)) if spans.len() == threads && b > a => {
+            (share * threads * 8) as f64 / b.duration_since(a).as_secs_f64() / 1e9
+        }
+        _ => 0.0,
+    }
+}
+
 /// Which SIMD width pulp dispatches to on this CPU.
 fn probe_simd_name() -> &'static str {
     struct Name;
@@ -425,6 +464,19 @@ fn int8_peak(budget: Budget) -> (f64, String, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pass over an aligned buffer gives a positive figure for any thread count; a buffer
+    /// too small to share, or misaligned, gives 0 rather than a bogus rate.
+    #[test]
+    fn stream_read_covers_its_cases() {
+        let words = filled_buffer(1 << 16);
+        let bytes: &[u8] = pulp::bytemuck::cast_slice(&words);
+        for threads in 1..=3 {
+            assert!(stream_read_gbps(bytes, threads) > 0.0, "{threads} threads");
+        }
+        assert_eq!(stream_read_gbps(&bytes[..32], 2), 0.0);
+        assert_eq!(stream_read_gbps(&bytes[1..], 1), 0.0);
+    }
 
     #[test]
     fn stream_sums_agree_with_a_plain_sum() {

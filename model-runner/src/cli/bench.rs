@@ -491,6 +491,14 @@ fn run_model(a: ModelArgs) -> CliResult {
     );
     let decode_gbps = m.weight_bytes_per_token() as f64 * m.decode_tok_per_s / 1e9;
     r.metric("decode_weight_gbps", decode_gbps, "GB/s");
+    if let Some(s) = m.stream_gbps {
+        r.metric("interleaved_stream_gbps", s, "GB/s");
+        r.metric(
+            "decode_fraction_of_interleaved_stream",
+            decode_gbps / s,
+            "fraction",
+        );
+    }
     if let Some(rss) = m.peak_rss_bytes {
         r.metric("peak_rss_bytes", rss as f64, "bytes");
     }
@@ -563,6 +571,13 @@ fn run_model(a: ModelArgs) -> CliResult {
                 bw * 1e9 / m.weight_bytes_per_token() as f64
             ))
         );
+        if let Some(s) = m.stream_gbps {
+            println!(
+                "                                          = {:.1}% of plain reads of the model file, interleaved ({s:.1} GB/s, {threads} thread(s), every {} tokens)",
+                decode_gbps / s * 100.0,
+                model_bench::STREAM_EVERY
+            );
+        }
         if let Some(rss) = m.peak_rss_bytes {
             println!("peak RSS             {:>10.1} MiB", rss as f64 / 1048576.0);
         }
