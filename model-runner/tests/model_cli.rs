@@ -322,3 +322,62 @@ fn run_writes_a_receipt_that_verifies() {
     assert!(v.status.success(), "{}", stderr(&v));
     let _ = std::fs::remove_file(&path);
 }
+
+/// `bench model --targets` runs both heads on 1 and 2 threads, judges every target on its
+/// own figure, and writes a receipt that verifies (tiny model, short run).
+#[test]
+fn bench_model_targets_judges_every_target() {
+    let path = std::env::temp_dir().join(format!("bitnet-targets-{}.json", std::process::id()));
+    let p = path.to_str().unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-b158-i2s.gguf");
+    let o = bitnet(&[
+        "bench",
+        "model",
+        "-m",
+        model,
+        "--targets",
+        "-t",
+        "2",
+        "--prompt-tokens",
+        "8",
+        "--gen",
+        "4",
+        "--receipt",
+        p,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for target in [
+        "decode, f16 head, 2 thr",
+        "decode, int8 head, 2 thr",
+        "prefill 8 tokens, 2 thr",
+        "1 -> 2 threads",
+        "anonymous memory beyond the KV cache",
+    ] {
+        assert!(out.contains(target), "{target} missing:\n{out}");
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let names: Vec<&str> = r["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for head in ["f16", "int8"] {
+        for t in [1, 2] {
+            let key = format!("{head}_{t}t_decode_tok_per_s");
+            assert!(names.contains(&key.as_str()), "{key} in {names:?}");
+        }
+    }
+    assert!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("target_met: "))
+            .count()
+            >= 6
+    );
+    let v = bitnet(&["receipt", "verify", p]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let _ = std::fs::remove_file(&path);
+}

@@ -48,6 +48,9 @@ pub struct ModelFigures {
     pub file_huge_mapped_bytes: Option<u64>,
     /// Ternary weight bytes read per decoded token (all projections of all layers).
     pub ternary_bytes_per_token: u64,
+    /// Ternary weight·token products per token (all projections of all layers): the
+    /// prefill's integer work.
+    pub ternary_products_per_token: u64,
     /// Output-head bytes read per decoded token (the whole head matrix, as stored or int8).
     pub head_bytes_per_token: u64,
     /// Formats of the ternary projections (e.g. `i2s`).
@@ -149,10 +152,12 @@ pub fn run(
     streams.retain(|g| *g > 0.0);
     let mut formats: Vec<String> = Vec::new();
     let mut ternary_bytes = 0u64;
+    let mut ternary_products = 0u64;
     for l in &model.weights.layers {
         for p in [&l.wq, &l.wk, &l.wv, &l.wo, &l.wgate, &l.wup, &l.wdown] {
             let f = p.w.format().name().to_string();
             let m = p.w.matrix();
+            ternary_products += (m.rows() * m.cols()) as u64;
             ternary_bytes += p.w.format().packed_len(m.rows(), m.cols()).unwrap_or(0) as u64;
             if !formats.contains(&f) {
                 formats.push(f);
@@ -178,6 +183,7 @@ pub fn run(
         anon_rss_bytes: proc_kb("/proc/self/status", "RssAnon:"),
         kv_cache_bytes: state.kv_cache().bytes() as u64,
         ternary_bytes_per_token: ternary_bytes,
+        ternary_products_per_token: ternary_products,
         head_bytes_per_token: head_bytes,
         formats,
         arch: c.arch_name.clone(),

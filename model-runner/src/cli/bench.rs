@@ -9,6 +9,7 @@ use bitnet_runner::bench::progress::Progress;
 use bitnet_runner::bench::receipt::{self, Receipt};
 use bitnet_runner::bench::roofline::{self, ProbeConfig, Roofline};
 use bitnet_runner::bench::{Budget, model as model_bench};
+use bitnet_runner::model::HeadMode;
 use clap::{Args, Subcommand};
 
 use super::CliResult;
@@ -123,6 +124,11 @@ pub(crate) struct ModelArgs {
     /// Write a JSON receipt to FILE.
     #[arg(long, value_name = "FILE")]
     receipt: Option<PathBuf>,
+    /// Run the whole-model targets: f16 and int8 heads on 1 thread and on --threads (all
+    /// cores by default), then one roofline; prints each target against its figure
+    /// (--head is ignored).
+    #[arg(long)]
+    targets: bool,
 }
 
 pub(crate) fn run(cmd: BenchCmd) -> CliResult {
@@ -428,6 +434,9 @@ fn targets_text(r: &Receipt) -> String {
 }
 
 fn run_model(a: ModelArgs) -> CliResult {
+    if a.targets {
+        return run_model_targets(a);
+    }
     let threads = a
         .threads
         .unwrap_or_else(bitnet_kernels::exec::default_threads);
@@ -438,16 +447,7 @@ fn run_model(a: ModelArgs) -> CliResult {
         .and_then(Isa::require)
         .map_err(|e| e.to_string())?;
     let mut r = Receipt::new("model");
-    let path = match &a.model {
-        Some(p) => p.clone(),
-        None => {
-            eprintln!(
-                "bench model: synthetic model {} (written once to the temp directory)",
-                a.synth
-            );
-            model_bench::synth_model(&a.synth, |_, _| {})?
-        }
-    };
+    let path = bench_model_path(&a)?;
     r.model = Some(model_bench::model_info(&path)?);
     let mut progress = Progress::new(2, !a.json);
     // The model first: the probe's large buffer would otherwise set the peak RSS.
@@ -599,6 +599,236 @@ fn run_model(a: ModelArgs) -> CliResult {
                     ""
                 }
             );
+        }
+        r.finish();
+        print!("{}", load_text(&r));
+    }
+    finish_receipt(&mut r, a.json, a.receipt.as_deref())
+}
+
+/// The model to bench: `-m`, or the synthetic one (written once).
+fn bench_model_path(a: &ModelArgs) -> Result<PathBuf, String> {
+    match &a.model {
+        Some(p) => Ok(p.clone()),
+        None => {
+            eprintln!(
+                "bench model: synthetic model {} (written once to the temp directory)",
+                a.synth
+            );
+            model_bench::synth_model(&a.synth, |_, _| {})
+        }
+    }
+}
+
+/// Whole-model targets (issue 7): decode at ≥ 85% of the bandwidth bound with the F16 head
+/// and ≥ 30 tok/s with the int8 head on all cores, prefill ≥ 150 tok/s, ≥ 1.7× from 1 to
+/// all cores, ≤ 64 MB of anonymous memory beyond the KV cache. Every run in one process,
+/// the roofline right after them.
+fn run_model_targets(a: ModelArgs) -> CliResult {
+    let n = a
+        .threads
+        .unwrap_or_else(bitnet_kernels::exec::default_threads);
+    if n == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    let isa = Isa::parse(&a.isa)
+        .and_then(Isa::require)
+        .map_err(|e| e.to_string())?;
+    let kv = super::kv_arg(&a.kv)?;
+    let path = bench_model_path(&a)?;
+    let mut r = Receipt::new("model");
+    r.model = Some(model_bench::model_info(&path)?);
+    let mut threads = vec![1, n];
+    threads.dedup();
+    let heads = [HeadMode::Stored, HeadMode::Int8];
+    let mut progress = Progress::new(heads.len() * threads.len() + 1, !a.json);
+    let mut runs = Vec::new();
+    for head in heads {
+        for &t in &threads {
+            progress.step(&format!("model: head {}, {t} thread(s)", head.name()));
+            let m = model_bench::run(&path, a.prompt_tokens, a.gen_tokens, isa, t, head, kv)?;
+            runs.push((head, t, m));
+            progress.inc();
+        }
+    }
+    let roof = probe(&threads, true, &mut progress);
+    progress.inc();
+    progress.finish();
+    r.threads = threads.clone();
+    r.isas = vec![isa.name().to_string()];
+    let fig = |head: HeadMode, t: usize| {
+        runs.iter()
+            .find(|(h, tt, _)| *h == head && *tt == t)
+            .map(|(_, _, m)| m)
+    };
+    let mut lines = Vec::new();
+    for (head, t, m) in &runs {
+        let key = format!("{}_{t}t_", head.name());
+        let gbps = m.weight_bytes_per_token() as f64 * m.decode_tok_per_s / 1e9;
+        r.metric(
+            &(key.clone() + "prompt_tok_per_s"),
+            m.prompt_tok_per_s,
+            "tok/s",
+        );
+        r.metric(
+            &(key.clone() + "decode_tok_per_s"),
+            m.decode_tok_per_s,
+            "tok/s",
+        );
+        r.metric(&(key.clone() + "decode_weight_gbps"), gbps, "GB/s");
+        let dram = roof.bandwidth(roofline::Level::Dram, *t);
+        if let Some(bw) = dram {
+            r.metric(
+                &(key.clone() + "decode_fraction_of_bandwidth_bound"),
+                gbps / bw,
+                "fraction",
+            );
+        }
+        if let Some(s) = m.stream_gbps {
+            r.metric(
+                &(key.clone() + "decode_fraction_of_interleaved_stream"),
+                gbps / s,
+                "fraction",
+            );
+        }
+        if let Some(b) = m.anon_rss_bytes {
+            r.metric(
+                &(key + "anon_rss_beyond_kv_bytes"),
+                b.saturating_sub(m.kv_cache_bytes) as f64,
+                "bytes",
+            );
+        }
+        lines.push(format!(
+            "{:<5} {:>2}   {:>7.1}   {:>7.2}   {:>6.1}   {:>9}   {:>11}   {:>8.1}",
+            head.name(),
+            t,
+            m.prompt_tok_per_s,
+            m.decode_tok_per_s,
+            gbps,
+            dram.map_or("-".into(), |bw| format!("{:.1}%", gbps / bw * 100.0)),
+            m.stream_gbps
+                .map_or("-".into(), |s| format!("{:.1}%", gbps / s * 100.0)),
+            m.anon_rss_bytes
+                .map_or(0.0, |b| b.saturating_sub(m.kv_cache_bytes) as f64
+                    / 1048576.0)
+        ));
+    }
+    // The targets, each judged on its figure of this run.
+    let mut targets: Vec<(String, String, Option<bool>)> = Vec::new();
+    let verdict = |ok: bool| Some(ok);
+    if let Some(m) = fig(HeadMode::Stored, n) {
+        let gbps = m.weight_bytes_per_token() as f64 * m.decode_tok_per_s / 1e9;
+        let dram = roof.bandwidth(roofline::Level::Dram, n);
+        let frac = dram.map(|bw| gbps / bw);
+        targets.push((
+            format!("decode, f16 head, {n} thr: >= 85% of the DRAM bound"),
+            format!(
+                "{:.2} tok/s = {} of {:.1} GB/s{}",
+                m.decode_tok_per_s,
+                frac.map_or("-".into(), |f| format!("{:.1}%", f * 100.0)),
+                dram.unwrap_or(0.0),
+                m.stream_gbps.map_or(String::new(), |s| format!(
+                    " ({:.1}% of plain reads, interleaved)",
+                    gbps / s * 100.0
+                ))
+            ),
+            frac.map(|f| f >= 0.85),
+        ));
+    }
+    if let Some(m) = fig(HeadMode::Int8, n) {
+        targets.push((
+            format!("decode, int8 head, {n} thr: >= 30 tok/s"),
+            format!("{:.2} tok/s", m.decode_tok_per_s),
+            verdict(m.decode_tok_per_s >= 30.0),
+        ));
+    }
+    if let Some(m) = fig(HeadMode::Stored, n) {
+        let bound = roof.int8_peak_gops * 1e9 * n as f64 / m.ternary_products_per_token as f64;
+        targets.push((
+            format!("prefill {} tokens, {n} thr: >= 150 tok/s", m.prompt_tokens),
+            format!(
+                "{:.1} tok/s (compute bound {bound:.0} tok/s: {n} x int8 peak {:.0} G/s over {:.2} G products/token)",
+                m.prompt_tok_per_s,
+                roof.int8_peak_gops,
+                m.ternary_products_per_token as f64 / 1e9
+            ),
+            verdict(m.prompt_tok_per_s >= 150.0),
+        ));
+    }
+    if n > 1 {
+        for (what, head, get) in [
+            ("decode, f16", HeadMode::Stored, 0),
+            ("decode, int8", HeadMode::Int8, 0),
+            ("prefill, f16", HeadMode::Stored, 1),
+        ] {
+            if let (Some(one), Some(all)) = (fig(head, 1), fig(head, n)) {
+                let v = |m: &model_bench::ModelFigures| {
+                    if get == 0 {
+                        m.decode_tok_per_s
+                    } else {
+                        m.prompt_tok_per_s
+                    }
+                };
+                let x = v(all) / v(one);
+                r.metric(
+                    &format!("{}_scaling_1_to_{n}", what.replace(", ", "_")),
+                    x,
+                    "ratio",
+                );
+                targets.push((
+                    format!("{what}: 1 -> {n} threads >= 1.7x"),
+                    format!("{x:.2}x ({:.1} -> {:.1} tok/s)", v(one), v(all)),
+                    verdict(x >= 1.7),
+                ));
+            }
+        }
+    }
+    if let Some(m) = fig(HeadMode::Stored, n)
+        && let Some(b) = m.anon_rss_bytes
+    {
+        let beyond = b.saturating_sub(m.kv_cache_bytes);
+        targets.push((
+            "anonymous memory beyond the KV cache, f16 head: <= 64 MB".into(),
+            format!("{:.1} MB", beyond as f64 / 1e6),
+            verdict(beyond <= 64_000_000),
+        ));
+    }
+    for (name, _, ok) in &targets {
+        if let Some(ok) = ok {
+            r.metric(
+                &format!("target_met: {name}"),
+                if *ok { 1.0 } else { 0.0 },
+                "bool",
+            );
+        }
+    }
+    r.roofline = Some(roof);
+    r.notes.push(format!(
+        "kv cache {}; prompt {} tokens, {} decoded; decode bounds: DRAM probe (best window) and plain reads of the model file interleaved with the decode",
+        kv.name(),
+        a.prompt_tokens,
+        a.gen_tokens
+    ));
+    if !a.json {
+        println!(
+            "model: {}, ISA {}, kv cache {}",
+            path.display(),
+            isa.name(),
+            kv.name()
+        );
+        println!("head  thr   prompt    decode    GB/s   of DRAM    of reads    anon MiB");
+        println!("                tok/s     tok/s                (interleaved) beyond KV");
+        for l in &lines {
+            println!("{l}");
+        }
+        println!();
+        for (name, figure, ok) in &targets {
+            let v = match ok {
+                Some(true) => "met",
+                Some(false) => "NOT met",
+                None => "?",
+            };
+            println!("{v:<8} {name}\n         {figure}");
         }
         r.finish();
         print!("{}", load_text(&r));
