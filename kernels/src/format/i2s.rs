@@ -307,7 +307,8 @@ fn gemm_i2_arranged(
         // tokens and writing its rows of y in place (no transpose). Rows go in chunks of
         // PREFILL_ROWS (their weights stay in L1/L2 across the chunk's token groups), tokens
         // in groups of four (their activations stay in L1 across the chunk's rows); each
-        // weight chunk is decoded once per group of four tokens.
+        // weight chunk is decoded once per group of four tokens, and with the ISA's tile
+        // each activation vector is loaded once per four rows.
         exec.for_token_groups(y, rows, 4, rows * cols * tokens, |t0, ys| {
             let nt = ys.len() / rows;
             let mut raw = [[0i32; PREFILL_ROWS]; 4];
@@ -317,7 +318,23 @@ fn gemm_i2_arranged(
                 while t < nt {
                     let m = (nt - t).min(4);
                     let qt = &q[(t0 + t) * a.stride..];
-                    for i in 0..nr {
+                    // Four rows × four tokens per call where the ISA has the tile, the rest
+                    // row by row; either way the same exact integer sums.
+                    let mut i = 0;
+                    if let (Some(tile), 4) = (k.i2_dot_tile, m) {
+                        while i + 4 <= nr {
+                            let w = &codes[(r0 + i) * stride..(r0 + i + 4) * stride];
+                            let mut s = [0i32; 16];
+                            tile(w, stride, nblk, qt, a.stride, &mut s);
+                            for (r, sr) in s.chunks_exact(4).enumerate() {
+                                for (j, &sj) in sr.iter().enumerate() {
+                                    raw[j][i + r] = sj;
+                                }
+                            }
+                            i += 4;
+                        }
+                    }
+                    for i in i..nr {
                         let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
                         let mut s = [0i32; 4];
                         (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut s[..m]);
@@ -357,15 +374,28 @@ fn gemm_i2_arranged(
         }
         // Prefill: four tokens at a time (their activations stay in L1) against every row of
         // the chunk (which stays in L1/L2 across token groups); each weight chunk is decoded
-        // once per group of four tokens. The integer sums are kept and finished afterwards
+        // once per group of four tokens (four rows at a time with the ISA's tile). The integer sums are kept and finished afterwards
         // row by row, a loop over contiguous tokens that vectorizes (the division included).
         let mut raw = vec![0i32; out.len()];
         let mut t = 0;
         while t < tokens {
             let m = (tokens - t).min(4);
-            for (i, ri) in raw.chunks_exact_mut(tokens).enumerate() {
+            let qt = &q[t * a.stride..];
+            let mut i0 = 0;
+            if let (Some(tile), 4) = (k.i2_dot_tile, m) {
+                while i0 + 4 <= nr {
+                    let w = &codes[(r0 + i0) * stride..(r0 + i0 + 4) * stride];
+                    let mut s = [0i32; 16];
+                    tile(w, stride, nblk, qt, a.stride, &mut s);
+                    for (r, sr) in s.chunks_exact(4).enumerate() {
+                        raw[(i0 + r) * tokens + t..][..4].copy_from_slice(sr);
+                    }
+                    i0 += 4;
+                }
+            }
+            for (i, ri) in raw.chunks_exact_mut(tokens).enumerate().skip(i0) {
                 let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
-                (k.i2_dot_tokens)(w, nblk, &q[t * a.stride..], a.stride, &mut ri[t..t + m]);
+                (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut ri[t..t + m]);
             }
             t += m;
         }

@@ -26,6 +26,11 @@ pub(crate) struct KernelTable {
     /// (1..=4) tokens, decoding each weight chunk once for all of them (prefill). `q` in
     /// `i2_arrange` layout where the ISA has one.
     pub i2_dot_tokens: fn(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]),
+    /// Four rows × four tokens (prefill's register tile): `out[4r + t] = Σ_j code_r(j) ·
+    /// q[t*q_stride + j]` for rows `r < 4` at `w[r*stride..]`, each weight vector decoded once
+    /// for the four tokens and each activation vector loaded once for the four rows; `q` in
+    /// `i2_arrange` layout. `None` where `i2_dot_tokens` row by row is as good.
+    pub i2_dot_tile: Option<I2TileFn>,
     /// Rearranges one token's activations (a multiple of 256 long) into the order `i2_dot`
     /// reads them, once per token; `None` where element order is what the kernel reads.
     pub i2_arrange: Option<ArrangeFn>,
@@ -95,6 +100,21 @@ pub(crate) fn check_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], rows:
     );
 }
 
+/// See [`KernelTable::i2_dot_tile`].
+pub(crate) type I2TileFn =
+    fn(w: &[u8], stride: usize, nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32; 16]);
+
+/// Checks the slice bounds every `i2_dot_tile` implementation relies on.
+#[inline]
+pub(crate) fn check_i2_dot_tile(w: &[u8], stride: usize, nblk: usize, q: &[i8], q_stride: usize) {
+    assert!(stride >= nblk * 32, "i2_dot_tile: row stride too short");
+    assert!(
+        w.len() >= 3 * stride + nblk * 32,
+        "i2_dot_tile: weights too short"
+    );
+    check_i2_dot_tokens(&w[..nblk * 32], nblk, q, q_stride, 4);
+}
+
 /// Checks the slice bounds every `i2_dot_tokens` implementation relies on.
 #[inline]
 pub(crate) fn check_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, ntok: usize) {
@@ -144,5 +164,59 @@ pub(crate) fn check_dot_cols(x: &[f32], m: &[f32], stride: usize, n: usize) {
             need.is_some_and(|need| m.len() >= need),
             "dot_cols_f32: matrix too short"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The four-row × four-token tile gives, bit for bit, the sums of the ISA's one-row
+    /// kernel for every row and token: odd and even block counts (the odd last block takes
+    /// its own path), row strides wider than the row, codes 0..=3 and activations at the
+    /// int8 extremes.
+    #[test]
+    fn i2_tile_equals_rows_of_i2_dot_tokens() {
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for isa in Isa::available() {
+            let k = table(isa).unwrap();
+            let Some(tile) = k.i2_dot_tile else { continue };
+            for nblk in 1..=7 {
+                let stride = nblk * 32 + 32 * (next() as usize % 2);
+                let q_stride = nblk.div_ceil(2) * 256 + 256 * (next() as usize % 2);
+                let w: Vec<u8> = (0..3 * stride + nblk * 32).map(|_| next() as u8).collect();
+                let extremes = nblk % 3 == 0;
+                let elem: Vec<i8> = (0..4 * q_stride)
+                    .map(|i| match (extremes, i % 3) {
+                        (true, 0) => -128,
+                        (true, _) => 127,
+                        _ => next() as i8,
+                    })
+                    .collect();
+                let mut q = elem.clone();
+                if let Some(arrange) = k.i2_arrange {
+                    for (src, dst) in elem.chunks_exact(256).zip(q.chunks_exact_mut(256)) {
+                        arrange(src, dst);
+                    }
+                }
+                let mut got = [0i32; 16];
+                tile(&w, stride, nblk, &q, q_stride, &mut got);
+                for r in 0..4 {
+                    let mut want = [0i32; 4];
+                    (k.i2_dot_tokens)(&w[r * stride..], nblk, &q, q_stride, &mut want);
+                    assert_eq!(
+                        &got[4 * r..4 * r + 4],
+                        &want[..],
+                        "{isa} nblk {nblk} row {r}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use crate::format::{i2s, tq1_0, tq2_0};
 pub(crate) static TABLE: KernelTable = KernelTable {
     i2_dot,
     i2_dot_tokens,
+    i2_dot_tile: None,
     i2_arrange: None,
     tq2_dot,
     tq2_arrange: None,

@@ -28,6 +28,7 @@ use crate::format::{tq1_0, tq2_0};
 pub(crate) static AVX2: KernelTable = KernelTable {
     i2_dot: avx2_i2_dot,
     i2_dot_tokens: avx2_i2_dot_tokens,
+    i2_dot_tile: None,
     i2_arrange: None,
     tq2_dot: avx2_tq2_dot,
     tq2_arrange: None,
@@ -45,6 +46,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
 pub(crate) static AVX512: KernelTable = KernelTable {
     i2_dot: vnni_i2_dot,
     i2_dot_tokens: vnni_i2_dot_tokens,
+    i2_dot_tile: Some(vnni_i2_dot_tile),
     i2_arrange: Some(avx512::arrange_pairs),
     tq2_dot: vnni_tq2_dot,
     tq2_arrange: Some(avx512::arrange_tq2),
@@ -87,6 +89,20 @@ fn vnni_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mu
     // SAFETY: AVX-512 + VNNI present; the row has nblk*32 bytes and each of the out.len()
     // tokens ceil(nblk/2)*256 arranged activations, q_stride apart (checked above).
     unsafe { avx512::i2_dot_tokens(w.as_ptr(), nblk, q.as_ptr(), q_stride, out) }
+}
+
+fn vnni_i2_dot_tile(
+    w: &[u8],
+    stride: usize,
+    nblk: usize,
+    q: &[i8],
+    q_stride: usize,
+    out: &mut [i32; 16],
+) {
+    super::check_i2_dot_tile(w, stride, nblk, q, q_stride);
+    // SAFETY: AVX-512 + VNNI present; four rows of nblk*32 bytes, stride apart, and four
+    // tokens of ceil(nblk/2)*256 arranged activations, q_stride apart (checked above).
+    unsafe { avx512::i2_dot_tile(w.as_ptr(), stride, nblk, q.as_ptr(), q_stride, out) }
 }
 
 fn avx2_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
