@@ -120,3 +120,19 @@ fn detect() -> Detected {
         avx512vnni: false,
     }
 }
+
+/// Runs `rounds` rounds of the CPU's widest int8 multiply-add instruction on registers only
+/// (AVX-512 VNNI: 12 independent `vpdpbusd`, 768 multiply-adds a round), for a roofline's
+/// compute peak: time it and divide [`INT8_MACS_PER_ROUND`] × `rounds` by the seconds.
+/// Returns a checksum, or `None` where this build has no such instruction on this CPU.
+pub fn int8_mac_peak_loop(rounds: usize) -> Option<i32> {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx512Vnni.require().is_ok() {
+        return Some(crate::simd::x86::vnni_peak_loop(rounds));
+    }
+    let _ = rounds;
+    None
+}
+
+/// Multiply-adds per round of [`int8_mac_peak_loop`].
+pub const INT8_MACS_PER_ROUND: usize = 12 * 64;

@@ -80,6 +80,11 @@ pub struct Roofline {
     pub int8_peak_kernel: String,
     /// Tokens of the peak measurement.
     pub int8_peak_tokens: usize,
+    /// The CPU's own int8 multiply-add peak, one thread: the widest int8 multiply-add
+    /// instruction on registers only (AVX-512 VNNI `vpdpbusd`), 10^9 products per second; 0
+    /// where there is none (and in receipts written before it was measured).
+    #[serde(default)]
+    pub int8_hw_peak_gops: f64,
 }
 
 impl Roofline {
@@ -206,6 +211,7 @@ pub fn probe(cfg: &ProbeConfig, mut on_step: impl FnMut(&str)) -> Roofline {
     }
     on_step("roofline: int8 peak via the kernels");
     let (peak, kernel, tokens) = int8_peak(cfg.budget);
+    let hw_peak = int8_hw_peak();
     Roofline {
         l2_cache_bytes: l2_cache,
         l3_cache_bytes: l3_cache,
@@ -219,7 +225,28 @@ pub fn probe(cfg: &ProbeConfig, mut on_step: impl FnMut(&str)) -> Roofline {
         int8_peak_gops: peak,
         int8_peak_kernel: kernel,
         int8_peak_tokens: tokens,
+        int8_hw_peak_gops: hw_peak,
     }
+}
+
+/// Best of five ~20 ms runs of [`bitnet_kernels::isa::int8_mac_peak_loop`], G products/s;
+/// 0 without such an instruction.
+fn int8_hw_peak() -> f64 {
+    use bitnet_kernels::isa::{INT8_MACS_PER_ROUND, int8_mac_peak_loop};
+    let rounds = 1 << 20;
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let Some(sum) = int8_mac_peak_loop(black_box(rounds)) else {
+            return 0.0;
+        };
+        black_box(sum);
+        let s = t.elapsed().as_secs_f64();
+        if s > 0.0 {
+            best = best.max((rounds * INT8_MACS_PER_ROUND) as f64 / s / 1e9);
+        }
+    }
+    best
 }
 
 /// A buffer of `n` non-zero words (so every page is really backed, not the zero page).
@@ -512,6 +539,7 @@ mod tests {
             int8_peak_gops: 1.0,
             int8_peak_kernel: "x".into(),
             int8_peak_tokens: 1,
+            int8_hw_peak_gops: 0.0,
         };
         assert_eq!(r.bandwidth(Level::Dram, 1), Some(10.0));
         assert_eq!(r.bandwidth(Level::Dram, 4), Some(15.0));

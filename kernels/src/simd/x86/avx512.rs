@@ -186,6 +186,23 @@ pub(super) unsafe fn i2_dot_tokens(
     }
 }
 
+/// `rounds` rounds of 12 independent `vpdpbusd` (register operands only, no loads): the
+/// instruction's throughput, i.e. the int8 multiply-add peak of one core. Returns a checksum
+/// so the work cannot be dropped.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) fn dpbusd_peak_loop(rounds: usize) -> i32 {
+    let a = _mm512_set1_epi8(3);
+    let b = _mm512_set1_epi8(5);
+    let mut acc = [_mm512_setzero_si512(); 12];
+    for _ in 0..rounds {
+        for x in acc.iter_mut() {
+            *x = _mm512_dpbusd_epi32(*x, a, b);
+        }
+    }
+    let s = acc.iter().fold(_mm512_setzero_si512(), |s, &x| _mm512_add_epi32(s, x));
+    _mm512_reduce_add_epi32(s)
+}
+
 /// Codes of group `g` (bits `6-2g`) of every byte of `v` as 0..=3 (`(v >> s) & 3` on 16-bit
 /// lanes: the bits that cross from the high byte land above bit 1 and are masked off).
 #[inline]

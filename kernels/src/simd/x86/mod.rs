@@ -91,6 +91,13 @@ fn vnni_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mu
     unsafe { avx512::i2_dot_tokens(w.as_ptr(), nblk, q.as_ptr(), q_stride, out) }
 }
 
+/// See [`crate::isa::int8_mac_peak_loop`]: 12 × 64 multiply-adds per round.
+pub(crate) fn vnni_peak_loop(rounds: usize) -> i32 {
+    // SAFETY: only called after `Isa::require` confirmed AVX-512 VNNI (register operands
+    // only, no memory access).
+    unsafe { avx512::dpbusd_peak_loop(rounds) }
+}
+
 fn vnni_i2_dot_tile(
     w: &[u8],
     stride: usize,
