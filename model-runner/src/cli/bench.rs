@@ -836,6 +836,17 @@ fn run_model_targets(a: ModelArgs) -> CliResult {
         for l in &lines {
             println!("{l}");
         }
+        let huge = runs
+            .iter()
+            .filter_map(|(_, _, m)| m.file_huge_mapped_bytes)
+            .min();
+        if let (Some(b), Some(info)) = (huge, r.model.as_ref()) {
+            println!(
+                "model file in 2 MiB pages: {:.0} of {:.0} MiB (fewest of the runs; see docs/performance.md, Huge pages)",
+                b as f64 / 1048576.0,
+                info.bytes as f64 / 1048576.0
+            );
+        }
         println!();
         for (name, figure, ok) in &targets {
             let v = match ok {
