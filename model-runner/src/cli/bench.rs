@@ -758,7 +758,11 @@ fn run_model_targets(a: ModelArgs) -> CliResult {
             (roof.int8_peak_gops, "kernels' int8 peak")
         };
         let bound = peak * 1e9 * n as f64 / m.ternary_products_per_token as f64;
-        r.metric(&format!("prefill_{n}t_compute_bound_tok_per_s"), bound, "tok/s");
+        r.metric(
+            &format!("prefill_{n}t_compute_bound_tok_per_s"),
+            bound,
+            "tok/s",
+        );
         targets.push((
             format!("prefill {} tokens, {n} thr: >= 150 tok/s", m.prompt_tokens),
             format!(

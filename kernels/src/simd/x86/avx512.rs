@@ -199,7 +199,9 @@ pub(super) fn dpbusd_peak_loop(rounds: usize) -> i32 {
             *x = _mm512_dpbusd_epi32(*x, a, b);
         }
     }
-    let s = acc.iter().fold(_mm512_setzero_si512(), |s, &x| _mm512_add_epi32(s, x));
+    let s = acc
+        .iter()
+        .fold(_mm512_setzero_si512(), |s, &x| _mm512_add_epi32(s, x));
     _mm512_reduce_add_epi32(s)
 }
 
