@@ -286,6 +286,38 @@ pub(crate) fn gemm_i2(
     Ok(())
 }
 
+/// Runs the ISA's four-row × four-token tile over the rows `r0..r0 + nr` in fours, for the
+/// four tokens of `qt` (`q_stride` apart), handing each sum to `put(row - r0, token, sum)`;
+/// returns how many rows it covered (0 without a tile: the caller does them row by row).
+#[allow(clippy::too_many_arguments)]
+fn tile_rows(
+    k: &crate::simd::KernelTable,
+    codes: &[u8],
+    stride: usize,
+    nblk: usize,
+    (r0, nr): (usize, usize),
+    qt: &[i8],
+    q_stride: usize,
+    mut put: impl FnMut(usize, usize, i32),
+) -> usize {
+    let Some(tile) = k.i2_dot_tile else {
+        return 0;
+    };
+    let mut i = 0;
+    while i + 4 <= nr {
+        let w = &codes[(r0 + i) * stride..(r0 + i + 4) * stride];
+        let mut s = [0i32; 16];
+        tile(w, stride, nblk, qt, q_stride, &mut s);
+        for (r, sr) in s.chunks_exact(4).enumerate() {
+            for (j, &v) in sr.iter().enumerate() {
+                put(i + r, j, v);
+            }
+        }
+        i += 4;
+    }
+    i
+}
+
 /// [`gemm_i2`] after the checks, over activations `q` as the ISA's `i2_arrange` leaves them.
 #[allow(clippy::too_many_arguments)]
 fn gemm_i2_arranged(
@@ -320,21 +352,15 @@ fn gemm_i2_arranged(
                     let qt = &q[(t0 + t) * a.stride..];
                     // Four rows × four tokens per call where the ISA has the tile, the rest
                     // row by row; either way the same exact integer sums.
-                    let mut i = 0;
-                    if let (Some(tile), 4) = (k.i2_dot_tile, m) {
-                        while i + 4 <= nr {
-                            let w = &codes[(r0 + i) * stride..(r0 + i + 4) * stride];
-                            let mut s = [0i32; 16];
-                            tile(w, stride, nblk, qt, a.stride, &mut s);
-                            for (r, sr) in s.chunks_exact(4).enumerate() {
-                                for (j, &sj) in sr.iter().enumerate() {
-                                    raw[j][i + r] = sj;
-                                }
-                            }
-                            i += 4;
-                        }
-                    }
-                    for i in i..nr {
+                    let i0 = if m == 4 {
+                        let rows = (r0, nr);
+                        tile_rows(k, codes, stride, nblk, rows, qt, a.stride, |i, j, v| {
+                            raw[j][i] = v;
+                        })
+                    } else {
+                        0
+                    };
+                    for i in i0..nr {
                         let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
                         let mut s = [0i32; 4];
                         (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut s[..m]);
@@ -381,18 +407,13 @@ fn gemm_i2_arranged(
         while t < tokens {
             let m = (tokens - t).min(4);
             let qt = &q[t * a.stride..];
-            let mut i0 = 0;
-            if let (Some(tile), 4) = (k.i2_dot_tile, m) {
-                while i0 + 4 <= nr {
-                    let w = &codes[(r0 + i0) * stride..(r0 + i0 + 4) * stride];
-                    let mut s = [0i32; 16];
-                    tile(w, stride, nblk, qt, a.stride, &mut s);
-                    for (r, sr) in s.chunks_exact(4).enumerate() {
-                        raw[(i0 + r) * tokens + t..][..4].copy_from_slice(sr);
-                    }
-                    i0 += 4;
-                }
-            }
+            let i0 = if m == 4 {
+                tile_rows(k, codes, stride, nblk, (r0, nr), qt, a.stride, |i, j, v| {
+                    raw[i * tokens + t + j] = v;
+                })
+            } else {
+                0
+            };
             for (i, ri) in raw.chunks_exact_mut(tokens).enumerate().skip(i0) {
                 let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
                 (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut ri[t..t + m]);
