@@ -879,6 +879,45 @@ fn attention(
     out: &mut [f32],
     exec: &Exec,
 ) -> bitnet_kernels::Result<()> {
+    // A causal token's work grows with its position, and the threads take contiguous halves
+    // of the items: over a whole prompt the second half would carry about three times the
+    // first. Blocks of ATTENTION_TOKENS tokens, each split across the threads, keep the
+    // halves within a few percent (every item is computed the same way whatever the blocks).
+    let q_dim = c.q_dim();
+    let mut t0 = 0;
+    while t0 < tokens {
+        let n = (tokens - t0).min(ATTENTION_TOKENS);
+        attention_block(
+            c,
+            &q[t0 * q_dim..(t0 + n) * q_dim],
+            cache,
+            pos0 + t0,
+            n,
+            scores,
+            &mut out[t0 * q_dim..(t0 + n) * q_dim],
+            exec,
+        )?;
+        t0 += n;
+    }
+    Ok(())
+}
+
+/// Tokens per block of [`attention`].
+const ATTENTION_TOKENS: usize = 16;
+
+/// [`attention`] of `tokens` consecutive tokens at positions `pos0..`, (token, head) items
+/// split across the threads.
+#[allow(clippy::too_many_arguments)]
+fn attention_block(
+    c: &Config,
+    q: &[f32],
+    cache: &KvLayer<'_>,
+    pos0: usize,
+    tokens: usize,
+    scores: &mut [f32],
+    out: &mut [f32],
+    exec: &Exec,
+) -> bitnet_kernels::Result<()> {
     // The sums run through the ISA's unfused kernels, which give the reference's bits:
     // `dot_cols` over an f32 cache (one call per query head), row-wise axpy over rows
     // converted from an f16 cache.
