@@ -219,63 +219,11 @@ pub(crate) fn gemm_tq(
     };
     let tokens = a.tokens;
     super::check_gemm(rows, cols, tokens * cols, tokens, y.len())?;
-    let tq = TqRows {
-        bytes,
-        rows,
-        cols,
-        block_bytes,
-        scale_at,
-        dot,
-    };
-    // Σ q per activation block, once per call instead of once per row (in this thread's
-    // reused buffer).
-    crate::scratch::with_i32(a.blocks.len(), |bsum| {
-        for (s, b) in bsum.iter_mut().zip(&a.blocks) {
-            *s = b.bsums.iter().map(|&v| i32::from(v)).sum();
-        }
-        // The blocks as the kernel reads them (rearranged once per call where the ISA wants
-        // it); the epilogue reads d and the sums from the originals.
-        match arrange {
-            Some(arrange) => crate::scratch::with_blocks(a.blocks.len(), |kb| {
-                for (dst, src) in kb.iter_mut().zip(&a.blocks) {
-                    *dst = *src;
-                    arrange(&src.qs, &mut dst.qs);
-                }
-                tq.gemm(a, kb, bsum, y, exec);
-            }),
-            None => tq.gemm(a, &a.blocks, bsum, y, exec),
-        }
-    });
-    Ok(())
-}
-
-/// Blocks per row whose per-chunk sums and scales live on the stack (cols ≤ 16384).
-const STACK_BLOCKS: usize = 64;
-
-/// The rows of one TQ matrix and its block kernel, for [`gemm_tq`].
-struct TqRows<'w> {
-    bytes: &'w [u8],
-    rows: usize,
-    cols: usize,
-    block_bytes: usize,
-    scale_at: usize,
-    dot: fn(&[u8], &[BlockQ8K], &mut [i32]),
-}
-
-impl TqRows<'_> {
-    /// `y = W · a` with the kernel reading `kblocks` (`a`'s blocks as it wants them) and
-    /// `bsum` holding each block's `Σ q`.
-    fn gemm(&self, a: &ActsQ8K, kblocks: &[BlockQ8K], bsum: &[i32], y: &mut [f32], exec: &Exec) {
-        let TqRows {
-            bytes,
-            rows,
-            cols,
-            block_bytes,
-            scale_at,
-            dot,
-        } = *self;
-        let (tokens, nb) = (a.tokens, cols / 256);
-        let stride = nb * block_bytes;
+    let nb = cols / 256;
+    let stride = nb * block_bytes;
+    // `y = W · a` with the kernel reading `kblocks` (`a`'s blocks as it wants them) and
+    // `bsum` holding each block's `Σ q`.
+    let gemm = |kblocks: &[BlockQ8K], bsum: &[i32], y: &mut [f32]| {
         exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
             let (mut sums_st, mut d_w_st) = ([0i32; STACK_BLOCKS], [0f32; STACK_BLOCKS]);
             let (mut sums_heap, mut d_w_heap) = (Vec::new(), Vec::new());
@@ -307,5 +255,28 @@ impl TqRows<'_> {
                 }
             }
         });
-    }
+    };
+    // Σ q per activation block, once per call instead of once per row (in this thread's
+    // reused buffer).
+    crate::scratch::with_i32(a.blocks.len(), |bsum| {
+        for (s, b) in bsum.iter_mut().zip(&a.blocks) {
+            *s = b.bsums.iter().map(|&v| i32::from(v)).sum();
+        }
+        // The blocks as the kernel reads them (rearranged once per call where the ISA wants
+        // it); the epilogue reads d and the sums from the originals.
+        match arrange {
+            Some(arrange) => crate::scratch::with_blocks(a.blocks.len(), |kb| {
+                for (dst, src) in kb.iter_mut().zip(&a.blocks) {
+                    *dst = *src;
+                    arrange(&src.qs, &mut dst.qs);
+                }
+                gemm(kb, bsum, y);
+            }),
+            None => gemm(&a.blocks, bsum, y),
+        }
+    });
+    Ok(())
 }
+
+/// Blocks per row whose per-chunk sums and scales live on the stack (cols ≤ 16384).
+const STACK_BLOCKS: usize = 64;

@@ -879,45 +879,6 @@ fn attention(
     out: &mut [f32],
     exec: &Exec,
 ) -> bitnet_kernels::Result<()> {
-    // A causal token's work grows with its position, and the threads take contiguous halves
-    // of the items: over a whole prompt the second half would carry about three times the
-    // first. Blocks of ATTENTION_TOKENS tokens, each split across the threads, keep the
-    // halves within a few percent (every item is computed the same way whatever the blocks).
-    let q_dim = c.q_dim();
-    let mut t0 = 0;
-    while t0 < tokens {
-        let n = (tokens - t0).min(ATTENTION_TOKENS);
-        attention_block(
-            c,
-            &q[t0 * q_dim..(t0 + n) * q_dim],
-            cache,
-            pos0 + t0,
-            n,
-            scores,
-            &mut out[t0 * q_dim..(t0 + n) * q_dim],
-            exec,
-        )?;
-        t0 += n;
-    }
-    Ok(())
-}
-
-/// Tokens per block of [`attention`].
-const ATTENTION_TOKENS: usize = 16;
-
-/// [`attention`] of `tokens` consecutive tokens at positions `pos0..`, (token, head) items
-/// split across the threads.
-#[allow(clippy::too_many_arguments)]
-fn attention_block(
-    c: &Config,
-    q: &[f32],
-    cache: &KvLayer<'_>,
-    pos0: usize,
-    tokens: usize,
-    scores: &mut [f32],
-    out: &mut [f32],
-    exec: &Exec,
-) -> bitnet_kernels::Result<()> {
     // The sums run through the ISA's unfused kernels, which give the reference's bits:
     // `dot_cols` over an f32 cache (one call per query head), row-wise axpy over rows
     // converted from an f16 cache.
@@ -926,57 +887,70 @@ fn attention_block(
     let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
     let cap = cache.capacity;
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
-    // Multiply-adds: every query head scores and sums over its causal prefix; weighted as
-    // `F32_MAC_WEIGHT` int8 products each, the unit of the pool's split threshold.
-    let work = F32_MAC_WEIGHT * 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
     // Items are (token, head) output slices; threads take contiguous runs of them.
     // Scratch per thread: scores, then one converted key row, then one converted value row
     // (the conversions are only used by an f16 cache).
     let scratch = 2 * cap + hd;
-    exec.for_item_groups(out, hd, scores, scratch, work, |first, outs, buf| {
-        let (sc_row, rest) = buf.split_at_mut(cap);
-        let (kbuf, vbuf) = rest.split_at_mut(cap);
-        for (i, o) in outs.chunks_exact_mut(hd).enumerate() {
-            let (t, head) = ((first + i) / c.n_head, (first + i) % c.n_head);
-            let n_ctx = pos0 + t + 1;
-            let qh = &q[t * q_dim + head * hd..][..hd];
-            let koff = (head / group) * hd;
-            let sc = &mut sc_row[..n_ctx];
-            match &cache.keys_t {
-                Rows::F32(kt) => dot_cols(qh, &kt[koff * cap..(koff + hd) * cap], cap, sc),
-                keys_t => {
-                    sc.fill(0.0);
-                    for (d, &qd) in qh.iter().enumerate() {
-                        axpy(qd, keys_t.read((koff + d) * cap, n_ctx, kbuf), sc);
+    // A causal token's work grows with its position: over a whole prompt the second half
+    // of the items would carry about three times the first. Blocks of ATTENTION_TOKENS
+    // tokens, each split across the threads, keep the halves within a few percent (every
+    // item is computed the same way whatever the blocks).
+    let blocks = q[..tokens * q_dim]
+        .chunks(ATTENTION_TOKENS * q_dim)
+        .zip(out[..tokens * q_dim].chunks_mut(ATTENTION_TOKENS * q_dim));
+    for (b, (q, out)) in blocks.enumerate() {
+        let (pos0, tokens) = (pos0 + b * ATTENTION_TOKENS, out.len() / q_dim);
+        // Multiply-adds: every query head scores and sums over its causal prefix; weighted
+        // as `F32_MAC_WEIGHT` int8 products each, the unit of the pool's split threshold.
+        let work = F32_MAC_WEIGHT * 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
+        exec.for_item_groups(out, hd, scores, scratch, work, |first, outs, buf| {
+            let (sc_row, rest) = buf.split_at_mut(cap);
+            let (kbuf, vbuf) = rest.split_at_mut(cap);
+            for (i, o) in outs.chunks_exact_mut(hd).enumerate() {
+                let (t, head) = ((first + i) / c.n_head, (first + i) % c.n_head);
+                let n_ctx = pos0 + t + 1;
+                let qh = &q[t * q_dim + head * hd..][..hd];
+                let koff = (head / group) * hd;
+                let sc = &mut sc_row[..n_ctx];
+                match &cache.keys_t {
+                    Rows::F32(kt) => dot_cols(qh, &kt[koff * cap..(koff + hd) * cap], cap, sc),
+                    keys_t => {
+                        sc.fill(0.0);
+                        for (d, &qd) in qh.iter().enumerate() {
+                            axpy(qd, keys_t.read((koff + d) * cap, n_ctx, kbuf), sc);
+                        }
+                    }
+                }
+                let mut max = f32::NEG_INFINITY;
+                for s in sc.iter_mut() {
+                    *s *= scale;
+                    max = max.max(*s);
+                }
+                let mut sum = 0f32;
+                for s in sc.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                for s in sc.iter_mut() {
+                    *s /= sum;
+                }
+                match &cache.values {
+                    Rows::F32(v) => dot_cols(sc, &v[koff..], kv_dim, o),
+                    values => {
+                        o.fill(0.0);
+                        for (j, &p) in sc.iter().enumerate() {
+                            axpy(p, values.read(j * kv_dim + koff, hd, vbuf), o);
+                        }
                     }
                 }
             }
-            let mut max = f32::NEG_INFINITY;
-            for s in sc.iter_mut() {
-                *s *= scale;
-                max = max.max(*s);
-            }
-            let mut sum = 0f32;
-            for s in sc.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            for s in sc.iter_mut() {
-                *s /= sum;
-            }
-            match &cache.values {
-                Rows::F32(v) => dot_cols(sc, &v[koff..], kv_dim, o),
-                values => {
-                    o.fill(0.0);
-                    for (j, &p) in sc.iter().enumerate() {
-                        axpy(p, values.read(j * kv_dim + koff, hd, vbuf), o);
-                    }
-                }
-            }
-        }
-    });
+        });
+    }
     Ok(())
 }
+
+/// Tokens per block of [`attention`]'s split across threads.
+const ATTENTION_TOKENS: usize = 16;
 
 /// `gate <- act(gate) * up`.
 fn ffn_activation(act: FfnActivation, gate: &mut [f32], up: &[f32]) {
