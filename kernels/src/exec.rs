@@ -576,9 +576,11 @@ mod tests {
         for isa in Isa::available() {
             let k = Exec::new(isa, 1).unwrap().dot_cols_f32().unwrap();
             for rows in [1usize, 2, 7, 128] {
-                for n in [0usize, 1, 7, 15, 16, 17, 33, 128, 200] {
-                    let stride = n + 5;
-                    let m: Vec<f32> = (0..rows * stride).map(|_| next()).collect();
+                for n in [0usize, 1, 7, 15, 16, 17, 33, 47, 64, 65, 80, 128, 200] {
+                    // Strides wider than the rows, and a matrix that ends at the last column.
+                    let (stride, pad) = if n % 2 == 0 { (n + 5, 5) } else { (n, 0) };
+                    let len = (rows * stride).saturating_sub(pad);
+                    let m: Vec<f32> = (0..len).map(|_| next()).collect();
                     let x: Vec<f32> = (0..rows).map(|_| next()).collect();
                     let mut want = vec![0f32; n];
                     for (i, &xi) in x.iter().enumerate() {

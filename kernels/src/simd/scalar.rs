@@ -126,7 +126,7 @@ pub(crate) fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Also the tail columns of the pulp `dot_cols_f32`.
+/// `out_j = Σ_i x_i · m[i·stride + j]`, the plain loop (the scalar table's entry).
 pub(crate) fn dot_cols_f32(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
     super::check_dot_cols(x, m, stride, out.len());
     out.fill(0.0);

@@ -308,9 +308,11 @@ fn v4_dot_cols_f32(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
     }
 }
 
-/// `out_j = Σ_i x_i · m[i·stride + j]` written once over `pulp::Simd`: one vector of columns
-/// at a time, its sums kept in a register over all `i` (a multiply, then an add: the
-/// rounding of the plain loop), then the tail columns by the scalar loop.
+/// `out_j = Σ_i x_i · m[i·stride + j]` written once over `pulp::Simd`: up to
+/// [`DOT_COLS_BLOCK`] vectors of columns at a time, each vector's sums kept in a register over
+/// all `i` (a multiply, then an add: the rounding of the plain loop). The vectors of a block
+/// are independent chains, so the adds overlap instead of waiting on one another; the last
+/// partial vector of columns is read and written through a lane mask.
 struct DotColsF32<'a> {
     x: &'a [f32],
     m: &'a [f32],
@@ -318,27 +320,63 @@ struct DotColsF32<'a> {
     out: &'a mut [f32],
 }
 
+/// Column vectors per block of [`DotColsF32`] (one accumulator register each).
+const DOT_COLS_BLOCK: usize = 4;
+
 impl WithSimd for DotColsF32<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let n = self.out.len();
-        let (head, tail) = S::as_mut_simd_f32s(self.out);
-        let lanes = n - tail.len();
-        for (c, o) in head.iter_mut().enumerate() {
-            let j0 = c * S::F32_LANES;
-            let mut acc = simd.splat_f32s(0.0);
-            for (i, &xi) in self.x.iter().enumerate() {
-                let at = i * self.stride + j0;
-                let (v, _) = S::as_simd_f32s(&self.m[at..at + S::F32_LANES]);
-                acc = simd.add_f32s(acc, simd.mul_f32s(simd.splat_f32s(xi), v[0]));
+        let (n, lanes) = (self.out.len(), S::F32_LANES);
+        let (x, m, stride) = (self.x, self.m, self.stride);
+        // Whole blocks of full vectors: plain loads.
+        let whole = n / (DOT_COLS_BLOCK * lanes) * DOT_COLS_BLOCK * lanes;
+        for j0 in (0..whole).step_by(DOT_COLS_BLOCK * lanes) {
+            let mut acc = [simd.splat_f32s(0.0); DOT_COLS_BLOCK];
+            for (i, &xi) in x.iter().enumerate() {
+                let xs = simd.splat_f32s(xi);
+                let at = i * stride + j0;
+                let (v, _) = S::as_simd_f32s(&m[at..at + DOT_COLS_BLOCK * lanes]);
+                for (a, &v) in acc.iter_mut().zip(v) {
+                    *a = simd.add_f32s(*a, simd.mul_f32s(xs, v));
+                }
             }
-            *o = acc;
+            let (o, _) = S::as_mut_simd_f32s(&mut self.out[j0..j0 + DOT_COLS_BLOCK * lanes]);
+            o.copy_from_slice(&acc);
         }
-        if !tail.is_empty() {
-            let m = &self.m[lanes..];
-            super::scalar::dot_cols_f32(self.x, m, self.stride, tail);
+        // The rest (fewer than a block's columns), in whole vectors: the lanes past `n` read
+        // what follows in `m` (the stride's padding or the next row), computed and dropped.
+        // Only the last rows, where that would run past `m`, take lane-masked loads (pulp's
+        // are calls, not inlined).
+        let rest = n - whole;
+        if rest > 0 {
+            let nv = rest.div_ceil(lanes);
+            let span = nv * lanes;
+            let plain = match m.len().checked_sub(whole + span) {
+                Some(room) if stride > 0 => (room / stride + 1).min(x.len()),
+                Some(_) => x.len(),
+                None => 0,
+            };
+            let mut acc = [simd.splat_f32s(0.0); DOT_COLS_BLOCK];
+            for (i, &xi) in x[..plain].iter().enumerate() {
+                let xs = simd.splat_f32s(xi);
+                let at = i * stride + whole;
+                let (v, _) = S::as_simd_f32s(&m[at..at + span]);
+                for (a, &v) in acc.iter_mut().zip(v) {
+                    *a = simd.add_f32s(*a, simd.mul_f32s(xs, v));
+                }
+            }
+            for (i, &xi) in x.iter().enumerate().skip(plain) {
+                let xs = simd.splat_f32s(xi);
+                let row = &m[i * stride + whole..i * stride + n];
+                for (a, cols) in acc[..nv].iter_mut().zip(row.chunks(lanes)) {
+                    *a = simd.add_f32s(*a, simd.mul_f32s(xs, simd.partial_load_f32s(cols)));
+                }
+            }
+            for (a, o) in acc.iter().zip(self.out[whole..].chunks_mut(lanes)) {
+                simd.partial_store_f32s(o, *a);
+            }
         }
     }
 }
