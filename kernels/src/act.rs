@@ -184,14 +184,65 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// [`rms_norm`] of every `w.len()`-wide row of `x` into `out` (the rows' sums interleaved,
+/// see [`rms_scales`]; the same bits as row by row).
+pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let n = w.len();
+    if n == 0 {
+        return;
+    }
+    for (xg, og) in x.chunks(NORM_ROWS * n).zip(out.chunks_mut(NORM_ROWS * n)) {
+        let scales = rms_scales(xg, n, eps);
+        for ((xr, or), &scale) in xg.chunks_exact(n).zip(og.chunks_exact_mut(n)).zip(&scales) {
+            for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
+                *o = (v * scale) * g;
+            }
+        }
+    }
+}
+
 /// RMSNorm's `1 / sqrt(mean(x²) + eps)` (see [`rms_norm`]).
 fn rms_scale(x: &[f32], eps: f32) -> f32 {
     let mut sum = 0f64;
     for &v in x {
         sum += f64::from(v * v);
     }
-    let mean = (sum / x.len() as f64) as f32;
+    finish_rms(sum, x.len(), eps)
+}
+
+fn finish_rms(sum: f64, n: usize, eps: f32) -> f32 {
+    let mean = (sum / n as f64) as f32;
     1.0f32 / (mean + eps).sqrt()
+}
+
+/// Rows whose RMSNorm sums [`rms_scales`] runs side by side.
+const NORM_ROWS: usize = 4;
+
+/// [`rms_scale`] of each of the (up to [`NORM_ROWS`]) `n`-wide rows of `x`; entries past the
+/// rows are 0. Each row's f64 sum runs in its own order, so each scale has `rms_scale`'s
+/// bits; four rows' chains of dependent adds interleave, so their latencies overlap.
+fn rms_scales(x: &[f32], n: usize, eps: f32) -> [f32; NORM_ROWS] {
+    let mut out = [0f32; NORM_ROWS];
+    let mut rows = x.chunks_exact(n);
+    if let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+        (rows.next(), rows.next(), rows.next(), rows.next())
+    {
+        let mut s = [0f64; NORM_ROWS];
+        for (((&a, &b), &c), &d) in r0.iter().zip(r1).zip(r2).zip(r3) {
+            s[0] += f64::from(a * a);
+            s[1] += f64::from(b * b);
+            s[2] += f64::from(c * c);
+            s[3] += f64::from(d * d);
+        }
+        for (o, &si) in out.iter_mut().zip(&s) {
+            *o = finish_rms(si, n, eps);
+        }
+    } else {
+        for (o, r) in out.iter_mut().zip(x.chunks_exact(n)) {
+            *o = rms_scale(r, eps);
+        }
+    }
+    out
 }
 
 /// [`rms_norm`] of every `w.len()`-wide row of `x` into `normed`, fused with the int8
@@ -211,13 +262,16 @@ pub fn rms_norm_quantize_i8(
     let k = check_i8(x, cols, tokens, exec)?;
     check_len("normed [tokens, cols]", normed.len(), x.len())?;
     out.reset(cols, tokens);
-    for (t, (xr, nr)) in x
-        .chunks_exact(cols)
-        .zip(normed.chunks_exact_mut(cols))
-        .enumerate()
-    {
-        let amax = (k.norm_absmax)(xr, w, rms_scale(xr, eps), nr);
-        out.push_row(k, t, nr, amax)?;
+    let groups = x
+        .chunks(NORM_ROWS * cols)
+        .zip(normed.chunks_mut(NORM_ROWS * cols));
+    for (g, (xg, ng)) in groups.enumerate() {
+        let scales = rms_scales(xg, cols, eps);
+        let rows = xg.chunks_exact(cols).zip(ng.chunks_exact_mut(cols));
+        for (i, ((xr, nr), &scale)) in rows.zip(&scales).enumerate() {
+            let amax = (k.norm_absmax)(xr, w, scale, nr);
+            out.push_row(k, g * NORM_ROWS + i, nr, amax)?;
+        }
     }
     Ok(())
 }

@@ -802,15 +802,7 @@ fn int8_as_q8k(a: &ActsI8, out: &mut ActsQ8K) {
     }
 }
 
-pub use bitnet_kernels::act::rms_norm;
-
-/// [`rms_norm`] of every `w.len()`-wide row of `x` into `out`.
-fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let n = w.len();
-    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        rms_norm(xr, w, eps, or);
-    }
-}
+pub use bitnet_kernels::act::{rms_norm, rms_norm_rows};
 
 /// NEOX RoPE tables for positions `pos0..pos0 + tokens`: for `i < head_dim / 2`,
 /// `angle = pos · θ^(-2i / head_dim)` in f64, cos and sin rounded to f32.
