@@ -287,8 +287,9 @@ pub(crate) fn gemm_i2(
 }
 
 /// Runs the ISA's four-row × four-token tile over the rows `r0..r0 + nr` in fours, for the
-/// four tokens of `qt` (`q_stride` apart), handing each sum to `put(row - r0, token, sum)`;
-/// returns how many rows it covered (0 without a tile: the caller does them row by row).
+/// four tokens of `qt` (`q_stride` apart), writing token `t`'s sum of row `r0 + i` to
+/// `raw[t*raw_stride + i]`; returns how many rows it covered (0 without a tile: the caller
+/// does them row by row).
 #[allow(clippy::too_many_arguments)]
 fn tile_rows(
     k: &crate::simd::KernelTable,
@@ -298,24 +299,17 @@ fn tile_rows(
     (r0, nr): (usize, usize),
     qt: &[i8],
     q_stride: usize,
-    mut put: impl FnMut(usize, usize, i32),
+    raw: &mut [i32],
+    raw_stride: usize,
 ) -> usize {
-    let Some(tile) = k.i2_dot_tile else {
+    let (Some(tile), quads) = (k.i2_dot_tile, nr / 4) else {
         return 0;
     };
-    let mut i = 0;
-    while i + 4 <= nr {
-        let w = &codes[(r0 + i) * stride..(r0 + i + 4) * stride];
-        let mut s = [0i32; 16];
-        tile(w, stride, nblk, qt, q_stride, &mut s);
-        for (r, sr) in s.chunks_exact(4).enumerate() {
-            for (j, &v) in sr.iter().enumerate() {
-                put(i + r, j, v);
-            }
-        }
-        i += 4;
+    if quads > 0 {
+        let w = &codes[r0 * stride..];
+        tile(w, stride, nblk, quads, qt, q_stride, raw, raw_stride);
     }
-    i
+    4 * quads
 }
 
 /// [`gemm_i2`] after the checks, over activations `q` as the ISA's `i2_arrange` leaves them.
@@ -353,10 +347,18 @@ fn gemm_i2_arranged(
                     // Four rows × four tokens per call where the ISA has the tile, the rest
                     // row by row; either way the same exact integer sums.
                     let i0 = if m == 4 {
-                        let rows = (r0, nr);
-                        tile_rows(k, codes, stride, nblk, rows, qt, a.stride, |i, j, v| {
-                            raw[j][i] = v;
-                        })
+                        let (rows, raw) = ((r0, nr), raw.as_flattened_mut());
+                        tile_rows(
+                            k,
+                            codes,
+                            stride,
+                            nblk,
+                            rows,
+                            qt,
+                            a.stride,
+                            raw,
+                            PREFILL_ROWS,
+                        )
                     } else {
                         0
                     };
@@ -400,29 +402,32 @@ fn gemm_i2_arranged(
         }
         // Prefill: four tokens at a time (their activations stay in L1) against every row of
         // the chunk (which stays in L1/L2 across token groups); each weight chunk is decoded
-        // once per group of four tokens (four rows at a time with the ISA's tile). The integer sums are kept and finished afterwards
-        // row by row, a loop over contiguous tokens that vectorizes (the division included).
+        // once per group of four tokens (four rows at a time with the ISA's tile). The
+        // integer sums are kept token by token (`raw[t*nr + i]`) and finished afterwards.
         let mut raw = vec![0i32; out.len()];
         let mut t = 0;
         while t < tokens {
             let m = (tokens - t).min(4);
             let qt = &q[t * a.stride..];
             let i0 = if m == 4 {
-                tile_rows(k, codes, stride, nblk, (r0, nr), qt, a.stride, |i, j, v| {
-                    raw[i * tokens + t + j] = v;
-                })
+                let rt = &mut raw[t * nr..];
+                tile_rows(k, codes, stride, nblk, (r0, nr), qt, a.stride, rt, nr)
             } else {
                 0
             };
-            for (i, ri) in raw.chunks_exact_mut(tokens).enumerate().skip(i0) {
+            for i in i0..nr {
                 let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
-                (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut ri[t..t + m]);
+                let mut s = [0i32; 4];
+                (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut s[..m]);
+                for (j, &sj) in s[..m].iter().enumerate() {
+                    raw[(t + j) * nr + i] = sj;
+                }
             }
             t += m;
         }
-        for (o, ri) in out.chunks_exact_mut(tokens).zip(raw.chunks_exact(tokens)) {
-            for (((ot, &st), &asum), &ascale) in o.iter_mut().zip(ri).zip(&a.sum).zip(&a.scale) {
-                *ot = finish_i2(st, asum, ascale, w_scale);
+        for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
+            for (tt, ot) in o.iter_mut().enumerate() {
+                *ot = finish_i2(raw[tt * nr + i], a.sum[tt], a.scale[tt], w_scale);
             }
         }
     });

@@ -26,10 +26,11 @@ pub(crate) struct KernelTable {
     /// (1..=4) tokens, decoding each weight chunk once for all of them (prefill). `q` in
     /// `i2_arrange` layout where the ISA has one.
     pub i2_dot_tokens: fn(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]),
-    /// Four rows × four tokens (prefill's register tile): `out[4r + t] = Σ_j code_r(j) ·
-    /// q[t*q_stride + j]` for rows `r < 4` at `w[r*stride..]`, each weight vector decoded once
-    /// for the four tokens and each activation vector loaded once for the four rows; `q` in
-    /// `i2_arrange` layout. `None` where `i2_dot_tokens` row by row is as good.
+    /// Four rows × four tokens (prefill's register tile) over `quads` groups of four rows:
+    /// `out[t*out_stride + r] = Σ_j code_r(j) · q[t*q_stride + j]` for tokens `t < 4` and rows
+    /// `r < 4*quads` at `w[r*stride..]`, each weight vector decoded once for the four tokens
+    /// and each activation vector loaded once for four rows; `q` in `i2_arrange` layout.
+    /// `None` where `i2_dot_tokens` row by row is as good.
     pub i2_dot_tile: Option<I2TileFn>,
     /// Rearranges one token's activations (a multiple of 256 long) into the order `i2_dot`
     /// reads them, once per token; `None` where element order is what the kernel reads.
@@ -101,16 +102,43 @@ pub(crate) fn check_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], rows:
 }
 
 /// See [`KernelTable::i2_dot_tile`].
-pub(crate) type I2TileFn =
-    fn(w: &[u8], stride: usize, nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32; 16]);
+pub(crate) type I2TileFn = fn(
+    w: &[u8],
+    stride: usize,
+    nblk: usize,
+    quads: usize,
+    q: &[i8],
+    q_stride: usize,
+    out: &mut [i32],
+    out_stride: usize,
+);
 
 /// Checks the slice bounds every `i2_dot_tile` implementation relies on.
+#[allow(clippy::too_many_arguments)]
 #[inline]
-pub(crate) fn check_i2_dot_tile(w: &[u8], stride: usize, nblk: usize, q: &[i8], q_stride: usize) {
+pub(crate) fn check_i2_dot_tile(
+    w: &[u8],
+    stride: usize,
+    nblk: usize,
+    quads: usize,
+    q: &[i8],
+    q_stride: usize,
+    out: &[i32],
+    out_stride: usize,
+) {
+    assert!(quads > 0, "i2_dot_tile: no rows");
     assert!(stride >= nblk * 32, "i2_dot_tile: row stride too short");
+    let rows = 4 * quads;
     assert!(
-        w.len() >= 3 * stride + nblk * 32,
+        (rows - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(nblk * 32))
+            .is_some_and(|need| w.len() >= need),
         "i2_dot_tile: weights too short"
+    );
+    assert!(
+        out_stride >= rows && out.len() >= 3 * out_stride + rows,
+        "i2_dot_tile: sums too short"
     );
     check_i2_dot_tokens(&w[..nblk * 32], nblk, q, q_stride, 4);
 }
@@ -173,8 +201,9 @@ mod tests {
 
     /// The four-row × four-token tile gives, bit for bit, the sums of the ISA's one-row
     /// kernel for every row and token: odd and even block counts (the odd last block takes
-    /// its own path), row strides wider than the row, codes 0..=3 and activations at the
-    /// int8 extremes.
+    /// its own path), one to three groups of four rows, row strides wider than the row,
+    /// codes 0..=3 and activations at the int8 extremes; it writes nothing between the
+    /// tokens' sums.
     #[test]
     fn i2_tile_equals_rows_of_i2_dot_tokens() {
         let mut state = 0x853c_49e6_748f_ea9bu64;
@@ -190,7 +219,11 @@ mod tests {
             for nblk in 1..=7 {
                 let stride = nblk * 32 + 32 * (next() as usize % 2);
                 let q_stride = nblk.div_ceil(2) * 256 + 256 * (next() as usize % 2);
-                let w: Vec<u8> = (0..3 * stride + nblk * 32).map(|_| next() as u8).collect();
+                let quads = 1 + nblk % 3;
+                let rows = 4 * quads;
+                let w: Vec<u8> = (0..(rows - 1) * stride + nblk * 32)
+                    .map(|_| next() as u8)
+                    .collect();
                 let extremes = nblk % 3 == 0;
                 let elem: Vec<i8> = (0..4 * q_stride)
                     .map(|i| match (extremes, i % 3) {
@@ -205,16 +238,24 @@ mod tests {
                         arrange(src, dst);
                     }
                 }
-                let mut got = [0i32; 16];
-                tile(&w, stride, nblk, &q, q_stride, &mut got);
-                for r in 0..4 {
+                // Sums of token t at got[t*out_stride..][..rows]; the gaps stay untouched.
+                let out_stride = rows + 3;
+                let mut got = vec![i32::MIN; 3 * out_stride + rows];
+                tile(&w, stride, nblk, quads, &q, q_stride, &mut got, out_stride);
+                for r in 0..rows {
                     let mut want = [0i32; 4];
                     (k.i2_dot_tokens)(&w[r * stride..], nblk, &q, q_stride, &mut want);
-                    assert_eq!(
-                        &got[4 * r..4 * r + 4],
-                        &want[..],
-                        "{isa} nblk {nblk} row {r}"
-                    );
+                    for (t, &wt) in want.iter().enumerate() {
+                        assert_eq!(
+                            got[t * out_stride + r],
+                            wt,
+                            "{isa} nblk {nblk} row {r} t {t}"
+                        );
+                    }
+                }
+                for t in 0..3 {
+                    let gap = &got[t * out_stride + rows..(t + 1) * out_stride];
+                    assert!(gap.iter().all(|&v| v == i32::MIN), "{isa} wrote a gap");
                 }
             }
         }

@@ -213,25 +213,54 @@ fn plane<const S: u32>(v: __m512i, three: __m512i) -> __m512i {
     _mm512_and_si512(_mm512_srli_epi16::<S>(v), three)
 }
 
-/// Four rows × four tokens, the prefill's register tile: per pair of blocks, each row's 64
-/// bytes are loaded once and decoded group by group to codes 0..=3 (shift and mask), each
-/// token's 64 activations of a group are loaded once, and 16 `vpdpbusd` update one
-/// accumulator per row × token. Against [`i2_row_tokens`] (one row, four tokens, masks in
-/// place) that is 20 loads per 64 `vpdpbusd` instead of 68, for 28 shift/mask ops instead of
-/// 16, and one accumulator per sum, reduced four at a time ([`reduce4`]).
+/// Four rows × four tokens, the prefill's register tile, over `quads` groups of four rows:
+/// per pair of blocks, each row's 64 bytes are loaded once and decoded group by group to
+/// codes 0..=3 (shift and mask), each token's 64 activations of a group are loaded once, and
+/// 16 `vpdpbusd` update one accumulator per row × token. Against [`i2_row_tokens`] (one row,
+/// four tokens, masks in place) that is 20 loads per 64 `vpdpbusd` instead of 68, for 28
+/// shift/mask ops instead of 16. Each token's four row sums are reduced together
+/// ([`reduce4`]) and stored as one vector: `out[t*out_stride + 4*quad + r]`.
 ///
 /// # Safety
-/// AVX-512 F/BW/VL + VNNI available; `w` readable for `3*stride + nblk*32` bytes; `q` for
-/// `3*q_stride + ceil(nblk/2)*256`.
+/// AVX-512 F/BW/VL + VNNI available; `w` readable for `(4*quads - 1)*stride + nblk*32`
+/// bytes; `q` for `3*q_stride + ceil(nblk/2)*256`; `out` writable at `t*out_stride + i` for
+/// `t < 4`, `i < 4*quads`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn i2_dot_tile(
+    w: *const u8,
+    stride: usize,
+    nblk: usize,
+    quads: usize,
+    q: *const i8,
+    q_stride: usize,
+    out: *mut i32,
+    out_stride: usize,
+) {
+    for quad in 0..quads {
+        // SAFETY: rows 4*quad..4*quad+4 are in bounds (caller), the rest as for this function.
+        let sums = unsafe { i2_tile_sums(w.add(4 * quad * stride), stride, nblk, q, q_stride) };
+        for (t, &st) in sums.iter().enumerate() {
+            // SAFETY: four i32 at `t*out_stride + 4*quad`, writable (caller).
+            unsafe { _mm_storeu_si128(out.add(t * out_stride + 4 * quad) as *mut __m128i, st) };
+        }
+    }
+}
+
+/// One four-row × four-token tile of [`i2_dot_tile`]: per token `t`, the sums of rows 0..4
+/// as one vector.
+///
+/// # Safety
+/// As [`i2_dot_tile`] with `quads == 1`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn i2_tile_sums(
     w: *const u8,
     stride: usize,
     nblk: usize,
     q: *const i8,
     q_stride: usize,
-    out: &mut [i32; 16],
-) {
+) -> [__m128i; 4] {
     let three = _mm512_set1_epi8(3);
     // acc[t][r]: token t, row r.
     let mut acc = [[_mm512_setzero_si512(); 4]; 4];
@@ -259,26 +288,22 @@ pub(super) unsafe fn i2_dot_tile(
             group(3, v.map(|x| _mm512_and_si512(x, three)));
         }
     }
-    for r in 0..4 {
-        let mut s = [0i32; 4];
-        let ar = [acc[0][r], acc[1][r], acc[2][r], acc[3][r]];
-        // SAFETY: `s` is 16 writable bytes.
-        unsafe { _mm_storeu_si128(s.as_mut_ptr() as *mut __m128i, reduce4(ar)) };
-        for (t, st) in s.iter().enumerate() {
-            let mut v = *st;
-            if nblk % 2 == 1 {
-                // SAFETY: as in `i2_row`: the last block and its half pair are in bounds.
-                v += unsafe {
-                    i2_row(
-                        w.add(r * stride + pairs * 64),
-                        1,
-                        q.add(t * q_stride + pairs * 256),
-                    )
-                };
-            }
-            out[4 * r + t] = v;
+    // Reduced before the odd block's calls, so the 16 accumulators need not survive them.
+    let mut sums: [__m128i; 4] = core::array::from_fn(|t| reduce4(acc[t]));
+    if nblk % 2 == 1 {
+        for (t, st) in sums.iter_mut().enumerate() {
+            // SAFETY: as in `i2_row`: the last block and its half pair are in bounds.
+            let tail: [i32; 4] = core::array::from_fn(|r| unsafe {
+                i2_row(
+                    w.add(r * stride + pairs * 64),
+                    1,
+                    q.add(t * q_stride + pairs * 256),
+                )
+            });
+            *st = _mm_add_epi32(*st, _mm_setr_epi32(tail[0], tail[1], tail[2], tail[3]));
         }
     }
+    sums
 }
 
 /// Activation layout for [`tq2_dot`]: for each group `g < 4` of a 256-value Q8_K block, the

@@ -98,18 +98,33 @@ pub(crate) fn vnni_peak_loop(rounds: usize) -> i32 {
     unsafe { avx512::dpbusd_peak_loop(rounds) }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn vnni_i2_dot_tile(
     w: &[u8],
     stride: usize,
     nblk: usize,
+    quads: usize,
     q: &[i8],
     q_stride: usize,
-    out: &mut [i32; 16],
+    out: &mut [i32],
+    out_stride: usize,
 ) {
-    super::check_i2_dot_tile(w, stride, nblk, q, q_stride);
-    // SAFETY: AVX-512 + VNNI present; four rows of nblk*32 bytes, stride apart, and four
-    // tokens of ceil(nblk/2)*256 arranged activations, q_stride apart (checked above).
-    unsafe { avx512::i2_dot_tile(w.as_ptr(), stride, nblk, q.as_ptr(), q_stride, out) }
+    super::check_i2_dot_tile(w, stride, nblk, quads, q, q_stride, out, out_stride);
+    // SAFETY: AVX-512 + VNNI present; 4*quads rows of nblk*32 bytes, stride apart, four
+    // tokens of ceil(nblk/2)*256 arranged activations, q_stride apart, and four rows of
+    // 4*quads sums, out_stride apart (checked above).
+    unsafe {
+        avx512::i2_dot_tile(
+            w.as_ptr(),
+            stride,
+            nblk,
+            quads,
+            q.as_ptr(),
+            q_stride,
+            out.as_mut_ptr(),
+            out_stride,
+        )
+    }
 }
 
 fn avx2_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
