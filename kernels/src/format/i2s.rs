@@ -340,8 +340,22 @@ fn gemm_i2_arranged(
             let mut raw = [[0i32; PREFILL_ROWS]; 4];
             for r0 in (0..rows).step_by(PREFILL_ROWS) {
                 let nr = (rows - r0).min(PREFILL_ROWS);
+                // The next chunk's weights, a share per group of four tokens, so they come
+                // from L2 when its first group starts (a short stream per row that the
+                // hardware prefetcher would not follow).
+                let next = &codes[((r0 + nr) * stride).min(codes.len())..];
+                let next = &next[..next.len().min(PREFILL_ROWS * stride)];
+                let share = next
+                    .len()
+                    .div_ceil(nt.div_ceil(4))
+                    .next_multiple_of(64)
+                    .max(64);
+                let mut shares = next.chunks(share);
                 let mut t = 0;
                 while t < nt {
+                    if let Some(part) = shares.next() {
+                        crate::simd::prefetch_l2(part);
+                    }
                     let m = (nt - t).min(4);
                     let qt = &q[(t0 + t) * a.stride..];
                     // Four rows × four tokens per call where the ISA has the tile, the rest

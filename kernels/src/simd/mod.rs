@@ -81,6 +81,23 @@ pub(crate) fn table(isa: Isa) -> Result<&'static KernelTable> {
     })
 }
 
+/// Asks for `bytes` to be brought into the L2 cache, one prefetch per 64-byte line; a
+/// hint only (it never faults and changes no value). No-op off x86.
+#[inline]
+pub(crate) fn prefetch_l2(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch of an address inside `bytes` reads nothing architecturally.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T1 }>(
+                line.as_ptr() as *const i8
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// Checks the slice lengths of `norm_absmax`.
 #[inline]
 pub(crate) fn check_norm(x: &[f32], w: &[f32], out: &[f32]) {
