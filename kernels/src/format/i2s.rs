@@ -269,6 +269,10 @@ pub(crate) fn gemm_i2(
     check_gemm(rows, cols, tokens * cols, tokens, y.len())?;
     let k = exec.kernels()?;
     debug_assert!(stride / BLOCK_BYTES * BLOCK <= a.stride);
+    if tokens >= TOKEN_SPLIT_MIN {
+        gemm_i2_by_tokens(k, codes, rows, cols, stride, w_scale, a, y, exec);
+        return Ok(());
+    }
     // Activations in the order this ISA's kernel reads them (once per token, not per row),
     // in this thread's reused buffer.
     match k.i2_arrange {
@@ -312,7 +316,107 @@ fn tile_rows(
     4 * quads
 }
 
-/// [`gemm_i2`] after the checks, over activations `q` as the ISA's `i2_arrange` leaves them.
+/// [`gemm_i2`] of a long prompt: threads split the tokens, each computing every row for its
+/// own tokens and writing its rows of y in place (no transpose), after arranging its own
+/// tokens' activations for the ISA's kernel (in its reused buffer, in parallel). Rows go in
+/// chunks of PREFILL_ROWS (their weights stay in L1/L2 across the chunk's token groups),
+/// tokens in groups of four (their activations stay in L1 across the chunk's rows); each
+/// weight chunk is decoded once per group of four tokens, and with the ISA's tile each
+/// activation vector is loaded once per four rows.
+#[allow(clippy::too_many_arguments)]
+fn gemm_i2_by_tokens(
+    k: &crate::simd::KernelTable,
+    codes: &[u8],
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    w_scale: f32,
+    a: &ActsI8,
+    y: &mut [f32],
+    exec: &Exec,
+) {
+    let nblk = stride / BLOCK_BYTES;
+    // Tokens t0.. of `ys`, activations `q` (token t at `q[t * a.stride..]`).
+    let chunk = |t0: usize, q: &[i8], ys: &mut [f32]| {
+        let nt = ys.len() / rows;
+        let mut raw = [[0i32; PREFILL_ROWS]; 4];
+        for r0 in (0..rows).step_by(PREFILL_ROWS) {
+            let nr = (rows - r0).min(PREFILL_ROWS);
+            // The next chunk's weights, a share per group of four tokens, so they come from
+            // L2 when its first group starts (a short stream per row that the hardware
+            // prefetcher would not follow).
+            let next = &codes[((r0 + nr) * stride).min(codes.len())..];
+            let next = &next[..next.len().min(PREFILL_ROWS * stride)];
+            let share = next
+                .len()
+                .div_ceil(nt.div_ceil(4))
+                .next_multiple_of(64)
+                .max(64);
+            let mut shares = next.chunks(share);
+            let mut t = 0;
+            while t < nt {
+                if let Some(part) = shares.next() {
+                    crate::simd::prefetch_l2(part);
+                }
+                let m = (nt - t).min(4);
+                let qt = &q[t * a.stride..];
+                // Four rows × four tokens per call where the ISA has the tile, the rest row
+                // by row; either way the same exact integer sums.
+                let i0 = if m == 4 {
+                    let (rows, raw) = ((r0, nr), raw.as_flattened_mut());
+                    tile_rows(
+                        k,
+                        codes,
+                        stride,
+                        nblk,
+                        rows,
+                        qt,
+                        a.stride,
+                        raw,
+                        PREFILL_ROWS,
+                    )
+                } else {
+                    0
+                };
+                for i in i0..nr {
+                    let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
+                    let mut s = [0i32; 4];
+                    (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut s[..m]);
+                    for (j, &sj) in s[..m].iter().enumerate() {
+                        raw[j][i] = sj;
+                    }
+                }
+                for (j, rj) in raw[..m].iter().enumerate() {
+                    let tt = t0 + t + j;
+                    let yrow = &mut ys[(t + j) * rows + r0..(t + j) * rows + r0 + nr];
+                    let (asum, ascale) = (a.sum[tt], a.scale[tt]);
+                    for (yv, &sv) in yrow.iter_mut().zip(&rj[..nr]) {
+                        *yv = finish_i2(sv, asum, ascale, w_scale);
+                    }
+                }
+                t += m;
+            }
+        }
+    };
+    exec.for_token_groups(y, rows, 4, rows * cols * a.tokens, |t0, ys| {
+        let own = &a.q[t0 * a.stride..(t0 + ys.len() / rows) * a.stride];
+        match k.i2_arrange {
+            Some(arrange) => crate::scratch::with_i8(own.len(), |buf| {
+                let pairs = own
+                    .chunks_exact(a.stride)
+                    .zip(buf.chunks_exact_mut(a.stride));
+                for (src, dst) in pairs {
+                    arrange(src, dst);
+                }
+                chunk(t0, buf, ys);
+            }),
+            None => chunk(t0, own, ys),
+        }
+    });
+}
+
+/// [`gemm_i2`] of one token or a short prompt (threads split the rows), over activations `q`
+/// as the ISA's `i2_arrange` leaves them.
 #[allow(clippy::too_many_arguments)]
 fn gemm_i2_arranged(
     k: &crate::simd::KernelTable,
@@ -328,76 +432,6 @@ fn gemm_i2_arranged(
 ) {
     let tokens = a.tokens;
     let nblk = stride / BLOCK_BYTES;
-    if tokens >= TOKEN_SPLIT_MIN {
-        // Long prefill: threads split the tokens, each computing every row for its own
-        // tokens and writing its rows of y in place (no transpose). Rows go in chunks of
-        // PREFILL_ROWS (their weights stay in L1/L2 across the chunk's token groups), tokens
-        // in groups of four (their activations stay in L1 across the chunk's rows); each
-        // weight chunk is decoded once per group of four tokens, and with the ISA's tile
-        // each activation vector is loaded once per four rows.
-        exec.for_token_groups(y, rows, 4, rows * cols * tokens, |t0, ys| {
-            let nt = ys.len() / rows;
-            let mut raw = [[0i32; PREFILL_ROWS]; 4];
-            for r0 in (0..rows).step_by(PREFILL_ROWS) {
-                let nr = (rows - r0).min(PREFILL_ROWS);
-                // The next chunk's weights, a share per group of four tokens, so they come
-                // from L2 when its first group starts (a short stream per row that the
-                // hardware prefetcher would not follow).
-                let next = &codes[((r0 + nr) * stride).min(codes.len())..];
-                let next = &next[..next.len().min(PREFILL_ROWS * stride)];
-                let share = next
-                    .len()
-                    .div_ceil(nt.div_ceil(4))
-                    .next_multiple_of(64)
-                    .max(64);
-                let mut shares = next.chunks(share);
-                let mut t = 0;
-                while t < nt {
-                    if let Some(part) = shares.next() {
-                        crate::simd::prefetch_l2(part);
-                    }
-                    let m = (nt - t).min(4);
-                    let qt = &q[(t0 + t) * a.stride..];
-                    // Four rows × four tokens per call where the ISA has the tile, the rest
-                    // row by row; either way the same exact integer sums.
-                    let i0 = if m == 4 {
-                        let (rows, raw) = ((r0, nr), raw.as_flattened_mut());
-                        tile_rows(
-                            k,
-                            codes,
-                            stride,
-                            nblk,
-                            rows,
-                            qt,
-                            a.stride,
-                            raw,
-                            PREFILL_ROWS,
-                        )
-                    } else {
-                        0
-                    };
-                    for i in i0..nr {
-                        let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
-                        let mut s = [0i32; 4];
-                        (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut s[..m]);
-                        for (j, &sj) in s[..m].iter().enumerate() {
-                            raw[j][i] = sj;
-                        }
-                    }
-                    for (j, rj) in raw[..m].iter().enumerate() {
-                        let tt = t0 + t + j;
-                        let yrow = &mut ys[(t + j) * rows + r0..(t + j) * rows + r0 + nr];
-                        let (asum, ascale) = (a.sum[tt], a.scale[tt]);
-                        for (yv, &sv) in yrow.iter_mut().zip(&rj[..nr]) {
-                            *yv = finish_i2(sv, asum, ascale, w_scale);
-                        }
-                    }
-                    t += m;
-                }
-            }
-        });
-        return;
-    }
     exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
         let nr = out.len() / tokens;
         if tokens == 1 {
