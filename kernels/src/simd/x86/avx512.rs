@@ -406,10 +406,12 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
 }
 
 /// See [`crate::simd::KernelTable::dot_f16`]: 64 halves per step (`vcvtph2ps` zmm), four
-/// FMA accumulators, both lines of each step prefetched [`PREFETCH`] bytes ahead. In the
-/// model (head in a page-cache file mapping, after 521 MB of ternary weights) that took the
-/// 656 MB head from ~17.7 to ~21 GB/s and 1-thread decode from 14.1 to 16.7 tok/s; a
-/// 1–2 KiB distance was worse than none (measured on AMD EPYC).
+/// FMA accumulators, no software prefetch. One row is one sequential stream, which the
+/// hardware prefetcher follows: with the head's file pages mapped in 2 MiB pages, dropping
+/// the 8 KiB `T1` prefetch took 1-thread decode (F16 head) from 17.2 to 18.0 tok/s and
+/// 2-thread from 23.8 to 25.3 (medians of 4, alternated); in 4 KiB pages the two were
+/// within noise (16.7 / 16.0 and 21.3 / 21.2). (Without 2 MiB pages an earlier build had
+/// gained from it; the ternary kernels, which interleave rows, still need theirs.)
 ///
 /// # Safety
 /// AVX-512 F available; `w.len() == 2 * x.len()`.
@@ -419,10 +421,6 @@ pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let mut acc = [_mm512_setzero_ps(); 4];
     let n64 = n / 64 * 64;
     for i in (0..n64).step_by(64) {
-        let p = w.as_ptr().wrapping_add(2 * i + PREFETCH);
-        // Prefetch never faults, so the addresses may run past the slice.
-        _mm_prefetch::<_MM_HINT_T1>(p as *const i8);
-        _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(64) as *const i8);
         for (k, a) in acc.iter_mut().enumerate() {
             // SAFETY: i + 16k + 16 <= n64 <= n elements of x and 2n bytes of w.
             unsafe {
