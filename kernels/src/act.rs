@@ -120,16 +120,22 @@ impl ActsI8 {
         x: &[f32],
         amax_bits: u32,
     ) -> Result<()> {
-        if amax_bits >= 0x7f80_0000 {
-            return Err(KernelError::NonFiniteActivation { token: t });
-        }
-        let amax = f32::from_bits(amax_bits);
-        let s = (127.0f64 / (amax as f64).max(1e-5)) as f32;
+        let s = int8_scale(t, amax_bits)?;
         let row = &mut self.q[t * self.stride..t * self.stride + self.cols];
         self.sum.push((k.quant_i8)(x, s, row));
         self.scale.push(s);
         Ok(())
     }
+}
+
+/// bitnet.cpp's per-token int8 scale `127 / max(max|x|, 1e-5)` (in f64, rounded to f32)
+/// from the bits of `max|x|`; token `t`'s error if that is not finite.
+fn int8_scale(t: usize, amax_bits: u32) -> Result<f32> {
+    if amax_bits >= 0x7f80_0000 {
+        return Err(KernelError::NonFiniteActivation { token: t });
+    }
+    let amax = f32::from_bits(amax_bits);
+    Ok((127.0f64 / (amax as f64).max(1e-5)) as f32)
 }
 
 /// Checks the shape of an int8 quantization and returns the ISA's kernels.
@@ -262,19 +268,42 @@ pub fn rms_norm_quantize_i8(
     let k = check_i8(x, cols, tokens, exec)?;
     check_len("normed [tokens, cols]", normed.len(), x.len())?;
     out.reset(cols, tokens);
-    let groups = x
-        .chunks(NORM_ROWS * cols)
-        .zip(normed.chunks_mut(NORM_ROWS * cols));
-    for (g, (xg, ng)) in groups.enumerate() {
-        let scales = rms_scales(xg, cols, eps);
-        let rows = xg.chunks_exact(cols).zip(ng.chunks_exact_mut(cols));
-        for (i, ((xr, nr), &scale)) in rows.zip(&scales).enumerate() {
-            let amax = (k.norm_absmax)(xr, w, scale, nr);
-            out.push_row(k, g * NORM_ROWS + i, nr, amax)?;
+    // Two passes over the tokens, each split across the threads for a long prompt (every
+    // token computed the same way, so the same bits for any split): the norm with each
+    // row's `max|normed|` bits (kept in `sum` meanwhile), then the scales (in token order,
+    // so the first non-finite token is the one named), then the quantized rows and sums.
+    let work = NORM_QUANT_WEIGHT * x.len();
+    out.sum.resize(tokens, 0);
+    exec.for_token_rows(normed, cols, &mut out.sum, 1, work, |t0, ng, amax| {
+        let xg = &x[t0 * cols..t0 * cols + ng.len()];
+        for (g, (xg, ng)) in xg
+            .chunks(NORM_ROWS * cols)
+            .zip(ng.chunks_mut(NORM_ROWS * cols))
+            .enumerate()
+        {
+            let scales = rms_scales(xg, cols, eps);
+            let rows = xg.chunks_exact(cols).zip(ng.chunks_exact_mut(cols));
+            for (i, ((xr, nr), &scale)) in rows.zip(&scales).enumerate() {
+                amax[g * NORM_ROWS + i] = (k.norm_absmax)(xr, w, scale, nr) as i32;
+            }
         }
+    });
+    for (t, &bits) in out.sum.iter().enumerate() {
+        out.scale.push(int8_scale(t, bits as u32)?);
     }
+    let (q, stride, scale) = (&mut out.q, out.stride, &out.scale);
+    exec.for_token_rows(q, stride, &mut out.sum, 1, work, |t0, qg, sums| {
+        for (i, (qr, s)) in qg.chunks_exact_mut(stride).zip(sums).enumerate() {
+            let t = t0 + i;
+            *s = (k.quant_i8)(&normed[t * cols..(t + 1) * cols], scale[t], &mut qr[..cols]);
+        }
+    });
     Ok(())
 }
+
+/// Products' worth of one element of [`rms_norm_quantize_i8`] (two float passes and the
+/// quantizer's), against the threads' split threshold.
+const NORM_QUANT_WEIGHT: usize = 16;
 
 /// Quantizes `x` (`[tokens, cols]`, `cols % 256 == 0`) to Q8_K blocks (llama.cpp's
 /// `quantize_row_q8_K_ref`): per block, `amax` is the first element of largest magnitude,

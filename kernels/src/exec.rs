@@ -260,6 +260,35 @@ impl Exec {
         );
     }
 
+    /// Runs `f(first_token, a_rows, b_rows)` over contiguous groups of tokens, in parallel
+    /// when `work` (in int8 products' worth) pays for it: `a` holds `a_len` elements per
+    /// token and `b` `b_len`, and each call gets the same tokens' rows of both. Every token
+    /// is handled by one call whatever the split.
+    ///
+    /// # Panics
+    /// If `a_len` or `b_len` is 0, or `a` and `b` do not hold the same whole number of
+    /// tokens (caller bugs).
+    pub(crate) fn for_token_rows<A, B, F>(
+        &self,
+        a: &mut [A],
+        a_len: usize,
+        b: &mut [B],
+        b_len: usize,
+        work: usize,
+        f: F,
+    ) where
+        A: Send,
+        B: Send,
+        F: Fn(usize, &mut [A], &mut [B]) + Sync,
+    {
+        assert!(
+            a_len > 0 && b_len > 0 && a.len() / a_len * b_len == b.len(),
+            "the same whole tokens"
+        );
+        let parts = self.threads;
+        self.run_groups(a, a_len, b, |per| per * b_len, parts, work, 1, f);
+    }
+
     /// Splits the items of `a` (`a_len` each) into at most `max_parts` contiguous groups (1
     /// below [`PARALLEL_MIN_WEIGHTS`] of `work`) of a multiple of `align` items (but the
     /// last), hands group `i` the `b_chunk(per)`-long chunk `i` of `b`, and runs them on the

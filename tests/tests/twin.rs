@@ -298,6 +298,52 @@ proptest! {
     }
 }
 
+/// A prompt long enough for the fused norm-quantizer to split its tokens across threads
+/// gives, on every ISA and thread count, the twin's normed rows, q, scales and sums bit for
+/// bit; a non-finite value in a later token is named, whichever thread met it.
+#[test]
+fn rms_norm_quantize_splits_tokens_with_the_same_bits() {
+    let (cols, tokens) = (2560, 37);
+    let mut g = bitnet_reference::testdata::SplitMix64::new(0x5eed);
+    let x = g.values(cols * tokens, -12.0, 12.0);
+    let w = g.values(cols, -2.0, 2.0);
+    let eps = 1e-5;
+    let want: Vec<_> = (0..tokens)
+        .map(|t| {
+            let h = r::block::rms_norm_ref(&x[t * cols..(t + 1) * cols], &w, eps);
+            let q = r::quantize_activations_i8(&h);
+            (h, q)
+        })
+        .collect();
+    for exec in all_execs() {
+        let mut acts = act::ActsI8::empty();
+        let mut normed = vec![0f32; cols * tokens];
+        act::rms_norm_quantize_i8(&x, &w, eps, &exec, &mut normed, &mut acts).unwrap();
+        for (t, (h, q)) in want.iter().enumerate() {
+            let what = format!("{exec:?} token {t}");
+            assert_eq!(
+                bits(&normed[t * cols..(t + 1) * cols]),
+                bits(h),
+                "normed, {what}"
+            );
+            assert_eq!(
+                &acts.q[t * acts.stride..t * acts.stride + cols],
+                &q.q[..],
+                "q, {what}"
+            );
+            assert_eq!(acts.scale[t].to_bits(), q.scale.to_bits(), "scale, {what}");
+            assert_eq!(acts.sum[t], q.sum, "sum, {what}");
+        }
+        let mut bad = x.clone();
+        bad[30 * cols + 5] = f32::NAN;
+        let err = act::rms_norm_quantize_i8(&bad, &w, eps, &exec, &mut normed, &mut acts);
+        assert!(
+            matches!(err, Err(KernelError::NonFiniteActivation { token: 30 })),
+            "{exec:?}: {err:?}"
+        );
+    }
+}
+
 /// The fused norm-quantizer rejects what the plain one rejects: a non-finite value (naming
 /// its token) and mismatched lengths; never a panic.
 #[test]
