@@ -290,30 +290,35 @@ pub(crate) fn gemm_i2(
     Ok(())
 }
 
-/// Runs the ISA's four-row × four-token tile over the rows `r0..r0 + nr` in fours, for the
-/// four tokens of `qt` (`q_stride` apart), writing token `t`'s sum of row `r0 + i` to
-/// `raw[t*raw_stride + i]`; returns how many rows it covered (0 without a tile: the caller
-/// does them row by row).
+/// The integer sums of rows `r0..r0 + nr` for the `m` (1..=4) tokens of `qt` (`q_stride`
+/// apart), token `t`'s sum of row `r0 + i` at `raw[t*raw_stride + i]`: four rows × four
+/// tokens per call where the ISA has the tile, the rest row by row; either way the same
+/// exact sums.
 #[allow(clippy::too_many_arguments)]
-fn tile_rows(
+fn token_sums(
     k: &crate::simd::KernelTable,
     codes: &[u8],
     stride: usize,
     nblk: usize,
     (r0, nr): (usize, usize),
-    qt: &[i8],
-    q_stride: usize,
+    (qt, q_stride, m): (&[i8], usize, usize),
     raw: &mut [i32],
     raw_stride: usize,
-) -> usize {
-    let (Some(tile), quads) = (k.i2_dot_tile, nr / 4) else {
-        return 0;
-    };
-    if quads > 0 {
+) {
+    let mut i0 = 0;
+    if let (Some(tile), 4, quads @ 1..) = (k.i2_dot_tile, m, nr / 4) {
         let w = &codes[r0 * stride..];
         tile(w, stride, nblk, quads, qt, q_stride, raw, raw_stride);
+        i0 = 4 * quads;
     }
-    4 * quads
+    for i in i0..nr {
+        let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
+        let mut s = [0i32; 4];
+        (k.i2_dot_tokens)(w, nblk, qt, q_stride, &mut s[..m]);
+        for (j, &sj) in s[..m].iter().enumerate() {
+            raw[j * raw_stride + i] = sj;
+        }
+    }
 }
 
 /// [`gemm_i2`] of a long prompt: threads split the tokens, each computing every row for its
@@ -359,33 +364,9 @@ fn gemm_i2_by_tokens(
                     crate::simd::prefetch_l2(part);
                 }
                 let m = (nt - t).min(4);
-                let qt = &q[t * a.stride..];
-                // Four rows × four tokens per call where the ISA has the tile, the rest row
-                // by row; either way the same exact integer sums.
-                let i0 = if m == 4 {
-                    let (rows, raw) = ((r0, nr), raw.as_flattened_mut());
-                    tile_rows(
-                        k,
-                        codes,
-                        stride,
-                        nblk,
-                        rows,
-                        qt,
-                        a.stride,
-                        raw,
-                        PREFILL_ROWS,
-                    )
-                } else {
-                    0
-                };
-                for i in i0..nr {
-                    let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
-                    let mut s = [0i32; 4];
-                    (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut s[..m]);
-                    for (j, &sj) in s[..m].iter().enumerate() {
-                        raw[j][i] = sj;
-                    }
-                }
+                let toks = (&q[t * a.stride..], a.stride, m);
+                let sums = raw.as_flattened_mut();
+                token_sums(k, codes, stride, nblk, (r0, nr), toks, sums, PREFILL_ROWS);
                 for (j, rj) in raw[..m].iter().enumerate() {
                     let tt = t0 + t + j;
                     let yrow = &mut ys[(t + j) * rows + r0..(t + j) * rows + r0 + nr];
@@ -456,21 +437,17 @@ fn gemm_i2_arranged(
         let mut t = 0;
         while t < tokens {
             let m = (tokens - t).min(4);
-            let qt = &q[t * a.stride..];
-            let i0 = if m == 4 {
-                let rt = &mut raw[t * nr..];
-                tile_rows(k, codes, stride, nblk, (r0, nr), qt, a.stride, rt, nr)
-            } else {
-                0
-            };
-            for i in i0..nr {
-                let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
-                let mut s = [0i32; 4];
-                (k.i2_dot_tokens)(w, nblk, qt, a.stride, &mut s[..m]);
-                for (j, &sj) in s[..m].iter().enumerate() {
-                    raw[(t + j) * nr + i] = sj;
-                }
-            }
+            let toks = (&q[t * a.stride..], a.stride, m);
+            token_sums(
+                k,
+                codes,
+                stride,
+                nblk,
+                (r0, nr),
+                toks,
+                &mut raw[t * nr..],
+                nr,
+            );
             t += m;
         }
         for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
