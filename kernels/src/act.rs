@@ -197,12 +197,29 @@ pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     if n == 0 {
         return;
     }
-    for (xg, og) in x.chunks(NORM_ROWS * n).zip(out.chunks_mut(NORM_ROWS * n)) {
+    with_rms_scales(x, out, n, eps, |_, xr, or, scale| {
+        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
+            *o = (v * scale) * g;
+        }
+    });
+}
+
+/// Calls `f(i, x_row, out_row, scale)` for every `n`-wide row `i` of `x` (and of `out`) with
+/// that row's RMSNorm scale, the sums of four rows at a time running side by side (see
+/// [`rms_scales`]).
+fn with_rms_scales(
+    x: &[f32],
+    out: &mut [f32],
+    n: usize,
+    eps: f32,
+    mut f: impl FnMut(usize, &[f32], &mut [f32], f32),
+) {
+    let groups = x.chunks(NORM_ROWS * n).zip(out.chunks_mut(NORM_ROWS * n));
+    for (g, (xg, og)) in groups.enumerate() {
         let scales = rms_scales(xg, n, eps);
-        for ((xr, or), &scale) in xg.chunks_exact(n).zip(og.chunks_exact_mut(n)).zip(&scales) {
-            for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
-                *o = (v * scale) * g;
-            }
+        let rows = xg.chunks_exact(n).zip(og.chunks_exact_mut(n));
+        for (i, ((xr, or), &scale)) in rows.zip(&scales).enumerate() {
+            f(g * NORM_ROWS + i, xr, or, scale);
         }
     }
 }
@@ -276,17 +293,9 @@ pub fn rms_norm_quantize_i8(
     out.sum.resize(tokens, 0);
     exec.for_token_rows(normed, cols, &mut out.sum, 1, work, |t0, ng, amax| {
         let xg = &x[t0 * cols..t0 * cols + ng.len()];
-        for (g, (xg, ng)) in xg
-            .chunks(NORM_ROWS * cols)
-            .zip(ng.chunks_mut(NORM_ROWS * cols))
-            .enumerate()
-        {
-            let scales = rms_scales(xg, cols, eps);
-            let rows = xg.chunks_exact(cols).zip(ng.chunks_exact_mut(cols));
-            for (i, ((xr, nr), &scale)) in rows.zip(&scales).enumerate() {
-                amax[g * NORM_ROWS + i] = (k.norm_absmax)(xr, w, scale, nr) as i32;
-            }
-        }
+        with_rms_scales(xg, ng, cols, eps, |i, xr, nr, scale| {
+            amax[i] = (k.norm_absmax)(xr, w, scale, nr) as i32;
+        });
     });
     for (t, &bits) in out.sum.iter().enumerate() {
         out.scale.push(int8_scale(t, bits as u32)?);
