@@ -277,4 +277,62 @@ mod tests {
             }
         }
     }
+
+    /// `dot_f16` on every ISA over lengths around its step sizes (16 and 128 halves), with
+    /// subnormal, zero, largest and ordinary halves: within `n·u·Σ|w·x|` of the exact sum
+    /// (the conversion is exact; `n` roundings of at most `u = 2⁻²⁴` relative each, plus the
+    /// absolute slack of subnormal sums). One infinite half makes the sum that infinity, a
+    /// NaN half makes it NaN, wherever it sits.
+    #[test]
+    fn dot_f16_special_halves_on_every_isa() {
+        let specials = [
+            0x0001u16, 0x03ff, 0x8001, 0x0000, 0x8000, 0x7bff, 0xfbff, 0x3c00,
+        ];
+        let mut state = 0x6a09_e667_f3bc_c909u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for isa in Isa::available() {
+            let k = table(isa).unwrap();
+            for n in [1, 15, 16, 17, 127, 128, 129, 144, 255, 256, 300, 2560] {
+                let h: Vec<u16> = (0..n)
+                    .map(|_| match next() % 4 {
+                        0 => specials[next() as usize % specials.len()],
+                        _ => half::f16::from_f32((next() % 2001) as f32 / 1000.0 - 1.0).to_bits(),
+                    })
+                    .collect();
+                let x: Vec<f32> = (0..n)
+                    .map(|_| (next() % 3001) as f32 / 1000.0 - 1.5)
+                    .collect();
+                let bytes: Vec<u8> = h.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let (exact, mag) = h.iter().zip(&x).fold((0f64, 0f64), |(e, m), (&b, &xv)| {
+                    let p = f64::from(half::f16::from_bits(b).to_f32()) * f64::from(xv);
+                    (e + p, m + p.abs())
+                });
+                let got = (k.dot_f16)(&bytes, &x);
+                let bound = n as f64 * 2f64.powi(-24) * mag * 1.01 + n as f64 * 2f64.powi(-149);
+                assert!(
+                    (f64::from(got) - exact).abs() <= bound,
+                    "{isa:?} n={n}: {got} vs {exact} (bound {bound})"
+                );
+                let at = next() as usize % n;
+                for (bits, want_nan) in [(0x7c00u16, false), (0xfc00, false), (0x7e00, true)] {
+                    let mut b = bytes.clone();
+                    b[2 * at..2 * at + 2].copy_from_slice(&bits.to_le_bytes());
+                    let mut xs = x.clone();
+                    xs[at] = 1.0;
+                    let got = (k.dot_f16)(&b, &xs);
+                    let inf = f32::from(half::f16::from_bits(bits));
+                    if want_nan {
+                        assert!(got.is_nan(), "{isa:?} n={n} NaN at {at}: {got}");
+                    } else {
+                        assert_eq!(got, inf, "{isa:?} n={n} {bits:#x} at {at}");
+                    }
+                }
+            }
+        }
+    }
 }

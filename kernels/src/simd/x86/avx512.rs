@@ -405,33 +405,59 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
     }
 }
 
-/// See [`crate::simd::KernelTable::dot_f16`]: 64 halves per step (`vcvtph2ps` zmm), four
-/// FMA accumulators, no software prefetch. One row is one sequential stream, which the
-/// hardware prefetcher follows: with the head's file pages mapped in 2 MiB pages, dropping
-/// the 8 KiB `T1` prefetch took 1-thread decode (F16 head) from 17.2 to 18.0 tok/s and
-/// 2-thread from 23.8 to 25.3 (medians of 4, alternated); in 4 KiB pages the two were
-/// within noise (16.7 / 16.0 and 21.3 / 21.2). (Without 2 MiB pages an earlier build had
-/// gained from it; the ternary kernels, which interleave rows, still need theirs.)
+/// See [`crate::simd::KernelTable::dot_f16`]: 128 halves per step into eight FMA
+/// accumulators, each `vcvtph2ps` reading its 16 halves straight from memory (the
+/// current-direction form: `_mm512_cvtph_ps` asks for `{sae}`, which has no memory form
+/// and so costs a separate load), no software prefetch.
+///
+/// Why this shape: a row is one sequential stream and the kernel is bound by how many of
+/// its lines are in flight, which the number of vector-unit entries per line limits. On the
+/// 2B-4T head from a 2 MiB-page file mapping (1 thread, medians of 10 passes, alternated in
+/// one process), four accumulators with separate loads read 15–16 GB/s, this form 24.7
+/// (plain reads 26–28); sixteen accumulators read 20, and a `T0` or `T1` prefetch at 1–8 KiB
+/// cost 20–40%. The conversion is exact in any rounding mode, so the bits are the same.
 ///
 /// # Safety
 /// AVX-512 F available; `w.len() == 2 * x.len()`.
 #[target_feature(enable = "avx512f,f16c,fma")]
 pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let n = x.len();
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let n64 = n / 64 * 64;
-    for i in (0..n64).step_by(64) {
+    let mut acc = [_mm512_setzero_ps(); 8];
+    let n128 = n / 128 * 128;
+    let n16 = n / 16 * 16;
+    for i in (0..n128).step_by(128) {
         for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: i + 16k + 16 <= n64 <= n elements of x and 2n bytes of w.
-            unsafe {
-                let h = _mm256_loadu_si256(w.as_ptr().add(2 * (i + 16 * k)) as *const __m256i);
-                let xv = _mm512_loadu_ps(x.as_ptr().add(i + 16 * k));
-                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, *a);
-            }
+            // SAFETY: i + 16k + 16 <= n128 <= n elements of x and 2n bytes of w.
+            unsafe { *a = f16_fma(w, x, i + 16 * k, *a) };
         }
     }
-    let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    _mm512_reduce_add_ps(s) + crate::simd::scalar::dot_f16(&w[2 * n64..], &x[n64..])
+    for i in (n128..n16).step_by(16) {
+        // SAFETY: i + 16 <= n16 <= n elements of x and 2n bytes of w.
+        unsafe { acc[0] = f16_fma(w, x, i, acc[0]) };
+    }
+    let s = [
+        _mm512_add_ps(acc[0], acc[1]),
+        _mm512_add_ps(acc[2], acc[3]),
+        _mm512_add_ps(acc[4], acc[5]),
+        _mm512_add_ps(acc[6], acc[7]),
+    ];
+    let s = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
+    _mm512_reduce_add_ps(s) + crate::simd::scalar::dot_f16(&w[2 * n16..], &x[n16..])
+}
+
+/// `acc + f16(w[i..i+16]) · x[i..i+16]`, lane-wise, one fused rounding per lane.
+///
+/// # Safety
+/// AVX-512 F available; `i + 16 <= x.len()` and `2 * (i + 16) <= w.len()`.
+#[inline]
+#[target_feature(enable = "avx512f,f16c,fma")]
+unsafe fn f16_fma(w: &[u8], x: &[f32], i: usize, acc: __m512) -> __m512 {
+    // SAFETY: the caller's bounds: 32 bytes of w from 2i, 16 floats of x from i.
+    unsafe {
+        let h = _mm256_loadu_si256(w.as_ptr().add(2 * i) as *const __m256i);
+        let wv = _mm512_cvt_roundph_ps::<_MM_FROUND_CUR_DIRECTION>(h);
+        _mm512_fmadd_ps(wv, _mm512_loadu_ps(x.as_ptr().add(i)), acc)
+    }
 }
 
 /// See [`crate::simd::KernelTable::dot_i8`]: `vpdpbusd(|x|, sign(x)·w)` over 64 bytes a
