@@ -87,11 +87,12 @@ impl DenseI8 {
             quantize_i8_into(x, self.cols, 1, exec, a)?;
             let qx = &a.q[..self.cols];
             let sx = a.scale[0];
+            let x_sum = a.sum[0];
             let cols = self.cols;
             exec.for_row_chunks(self.rows, 1, self.rows * cols, y, |r0, out| {
                 for (i, o) in out.iter_mut().enumerate() {
                     let r = r0 + i;
-                    let isum = (k.dot_i8)(&self.q[r * cols..(r + 1) * cols], qx);
+                    let isum = (k.dot_i8)(&self.q[r * cols..(r + 1) * cols], qx, x_sum);
                     *o = isum as f32 * (self.scale[r] / sx);
                 }
             });
@@ -175,9 +176,10 @@ mod tests {
                         })
                         .collect();
                     let exact: i64 = w.iter().zip(&x).map(|(&a, &b)| a as i64 * b as i64).sum();
-                    assert_eq!((scalar.dot_i8)(&w, &x) as i64, exact);
+                    let x_sum: i32 = x.iter().map(|&v| i32::from(v)).sum();
+                    assert_eq!((scalar.dot_i8)(&w, &x, x_sum) as i64, exact);
                     assert_eq!(
-                        (k.dot_i8)(&w, &x) as i64,
+                        (k.dot_i8)(&w, &x, x_sum) as i64,
                         exact,
                         "{isa} n {n} pattern {pattern}"
                     );

@@ -56,8 +56,10 @@ pub(crate) struct KernelTable {
     /// `Σ f16(w_i) · x_i` in f32 over little-endian f16 bytes `w` (`w.len() == 2 * x.len()`).
     pub dot_f16: fn(w: &[u8], x: &[f32]) -> f32,
     /// `Σ w_i · x_i` (exact i32) over `w.len() == x.len()` int8 values, for `w_i ≠ -128`
-    /// (the int8 head clamps its weights to ±127); any `x_i`.
-    pub dot_i8: fn(w: &[i8], x: &[i8]) -> i32,
+    /// (the int8 head clamps its weights to ±127); any `x_i`. `x_sum` must be `Σ x_i`
+    /// (computed once per activation vector: a kernel may bias the weights and take
+    /// `128 · x_sum` off). The sum must fit in i32 (`n < 2¹⁷` guarantees it).
+    pub dot_i8: fn(w: &[i8], x: &[i8], x_sum: i32) -> i32,
     /// `y_i = y_i + a · x_i` over `min(len)` elements, the product and the sum each rounded
     /// to f32 (never fused), so every ISA gives the bits of the plain loop.
     pub axpy_f32: fn(a: f32, x: &[f32], y: &mut [f32]),

@@ -17,7 +17,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     quant_i8,
     dot_f32,
     dot_f16,
-    dot_i8,
+    dot_i8: |w, x, _x_sum| dot_i8(w, x),
     axpy_f32,
     dot_cols_f32,
 };

@@ -159,16 +159,16 @@ fn avx512_dot_f16(w: &[u8], x: &[f32]) -> f32 {
     unsafe { avx512::dot_f16(w, x) }
 }
 
-fn avx2_dot_i8(w: &[i8], x: &[i8]) -> i32 {
+fn avx2_dot_i8(w: &[i8], x: &[i8], _x_sum: i32) -> i32 {
     assert_eq!(w.len(), x.len(), "dot_i8: lengths");
     // SAFETY: AVX2 present; reads exactly `w`, `x`.
     unsafe { avx2::dot_i8(w, x) }
 }
 
-fn vnni_dot_i8(w: &[i8], x: &[i8]) -> i32 {
+fn vnni_dot_i8(w: &[i8], x: &[i8], x_sum: i32) -> i32 {
     assert_eq!(w.len(), x.len(), "dot_i8: lengths");
     // SAFETY: AVX-512 F/BW + VNNI present; reads exactly `w`, `x`.
-    unsafe { avx512::dot_i8(w, x) }
+    unsafe { avx512::dot_i8(w, x, x_sum) }
 }
 
 fn avx2_absmax_bits(x: &[f32]) -> u32 {
