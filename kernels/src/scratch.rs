@@ -12,6 +12,7 @@ type Buf<T> = RefCell<Vec<T>>;
 thread_local! {
     static I8: Buf<i8> = const { RefCell::new(Vec::new()) };
     static I32: Buf<i32> = const { RefCell::new(Vec::new()) };
+    static F32: Buf<f32> = const { RefCell::new(Vec::new()) };
     static BLOCKS: Buf<BlockQ8K> = const { RefCell::new(Vec::new()) };
     static ACTS: RefCell<ActsI8> = const { RefCell::new(ActsI8::empty()) };
 }
@@ -24,6 +25,11 @@ pub(crate) fn with_i8<R>(len: usize, f: impl FnOnce(&mut [i8]) -> R) -> R {
 /// Runs `f` on this thread's reusable `len`-long i32 buffer (contents unspecified).
 pub(crate) fn with_i32<R>(len: usize, f: impl FnOnce(&mut [i32]) -> R) -> R {
     with(&I32, len, 0, f)
+}
+
+/// Runs `f` on this thread's reusable `len`-long f32 buffer (contents unspecified).
+pub(crate) fn with_f32<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with(&F32, len, 0.0, f)
 }
 
 /// Runs `f` on this thread's reusable `len`-long Q8_K block buffer (contents unspecified).

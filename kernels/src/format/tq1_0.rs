@@ -193,8 +193,11 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq1_0<B> {
             self.cols,
             BLOCK_BYTES,
             52,
-            k.tq1_dot,
-            None,
+            super::tq2_0::TqDot {
+                one: k.tq1_dot,
+                tokens: None,
+                arrange: None,
+            },
             acts,
             y,
             exec,

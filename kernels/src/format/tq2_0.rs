@@ -181,13 +181,26 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq2_0<B> {
             self.cols,
             BLOCK_BYTES,
             64,
-            k.tq2_dot,
-            k.tq2_arrange,
+            TqDot {
+                one: k.tq2_dot,
+                tokens: k.tq2_dot_tokens,
+                arrange: k.tq2_arrange,
+            },
             acts,
             y,
             exec,
         )
     }
+}
+
+/// A TQ format's inner kernels, as [`gemm_tq`] uses them.
+pub(crate) struct TqDot {
+    /// One row against one token's blocks (see `KernelTable::tq2_dot`).
+    pub one: fn(&[u8], &[BlockQ8K], &mut [i32]),
+    /// One row against 1..=4 tokens (see `KernelTable::tq2_dot_tokens`), if the ISA has it.
+    pub tokens: Option<crate::simd::TqTokensFn>,
+    /// The activation layout the kernels read, if not element order.
+    pub arrange: Option<crate::simd::ArrangeFn>,
 }
 
 /// Q8_K-activation product over rows of TQ blocks (TQ1_0 and TQ2_0 share it), in llama.cpp's
@@ -201,8 +214,7 @@ pub(crate) fn gemm_tq(
     cols: usize,
     block_bytes: usize,
     scale_at: usize,
-    dot: fn(&[u8], &[BlockQ8K], &mut [i32]),
-    arrange: Option<crate::simd::ArrangeFn>,
+    dot: TqDot,
     acts: &Activations,
     y: &mut [f32],
     exec: &Exec,
@@ -221,59 +233,94 @@ pub(crate) fn gemm_tq(
     super::check_gemm(rows, cols, tokens * cols, tokens, y.len())?;
     let nb = cols / 256;
     let stride = nb * block_bytes;
-    // `y = W · a` with the kernel reading `kblocks` (`a`'s blocks as it wants them) and
-    // `bsum` holding each block's `Σ q`.
-    let gemm = |kblocks: &[BlockQ8K], bsum: &[i32], y: &mut [f32]| {
+    let groups = tokens.div_ceil(4);
+    // `y = W · a` with the kernels reading `kblocks` (`a`'s blocks as they want them), and
+    // the epilogue reading each block's `Σ q` and `d` from `bsum` and `dx`, laid out as the
+    // sums are: group of four tokens `g`, block `b`, token `4g + l` at `(g·nb + b)·4 + l`
+    // (zero for lanes past the last token).
+    let gemm = |kblocks: &[BlockQ8K], bsum: &[i32], dx: &[f32], y: &mut [f32]| {
         exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
-            let (mut sums_st, mut d_w_st) = ([0i32; STACK_BLOCKS], [0f32; STACK_BLOCKS]);
-            let (mut sums_heap, mut d_w_heap) = (Vec::new(), Vec::new());
-            let (sums, d_w): (&mut [i32], &mut [f32]) = if nb <= STACK_BLOCKS {
-                (&mut sums_st[..nb], &mut d_w_st[..nb])
+            // One group's block-major sums, one token's sums, the row's block scales.
+            let mut st = (
+                [0i32; 4 * STACK_BLOCKS],
+                [0i32; STACK_BLOCKS],
+                [0f32; STACK_BLOCKS],
+            );
+            let mut heap = (Vec::new(), Vec::new(), Vec::new());
+            let (sums, one, d_w): (&mut [i32], &mut [i32], &mut [f32]) = if nb <= STACK_BLOCKS {
+                (&mut st.0[..4 * nb], &mut st.1[..nb], &mut st.2[..nb])
             } else {
-                sums_heap.resize(nb, 0);
-                d_w_heap.resize(nb, 0.0);
-                (&mut sums_heap, &mut d_w_heap)
+                heap.0.resize(4 * nb, 0);
+                heap.1.resize(nb, 0);
+                heap.2.resize(nb, 0.0);
+                (&mut heap.0, &mut heap.1, &mut heap.2)
             };
             for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
                 let row = &bytes[(r0 + i) * stride..(r0 + i + 1) * stride];
                 for (b, d) in d_w.iter_mut().enumerate() {
                     *d = block_scale(&row[b * block_bytes..], scale_at);
                 }
-                for (t, ot) in o.iter_mut().enumerate() {
-                    let ab = &a.blocks[t * nb..(t + 1) * nb];
-                    dot(row, &kblocks[t * nb..(t + 1) * nb], sums);
-                    let mut sumf = 0f32;
-                    for (((&s, blk), &bs), &dw) in sums
-                        .iter()
-                        .zip(ab)
-                        .zip(&bsum[t * nb..(t + 1) * nb])
+                for (g, og) in o.chunks_mut(4).enumerate() {
+                    let (t0, m) = (4 * g, og.len());
+                    let kb = &kblocks[t0 * nb..(t0 + m) * nb];
+                    // Decode keeps the one-token kernel (it prefetches the stream ahead).
+                    match dot.tokens.filter(|_| tokens > 1) {
+                        Some(f) => f(row, kb, nb, m, sums),
+                        None => {
+                            sums.fill(0);
+                            for (l, kt) in kb.chunks_exact(nb).enumerate() {
+                                (dot.one)(row, kt, one);
+                                for (b, &v) in one.iter().enumerate() {
+                                    sums[4 * b + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    // Four tokens side by side, each lane the scalar order exactly.
+                    let at = g * nb * 4..(g + 1) * nb * 4;
+                    let mut acc = [0f32; 4];
+                    for (((s, bs), d), &dw) in sums
+                        .chunks_exact(4)
+                        .zip(bsum[at.clone()].chunks_exact(4))
+                        .zip(dx[at].chunks_exact(4))
                         .zip(d_w.iter())
                     {
-                        sumf += (s - bs) as f32 * (blk.d * dw);
+                        for l in 0..4 {
+                            acc[l] += (s[l] - bs[l]) as f32 * (d[l] * dw);
+                        }
                     }
-                    *ot = sumf;
+                    og.copy_from_slice(&acc[..m]);
                 }
             }
         });
     };
-    // Σ q per activation block, once per call instead of once per row (in this thread's
-    // reused buffer).
-    crate::scratch::with_i32(a.blocks.len(), |bsum| {
-        for (s, b) in bsum.iter_mut().zip(&a.blocks) {
-            *s = b.bsums.iter().map(|&v| i32::from(v)).sum();
-        }
-        // The blocks as the kernel reads them (rearranged once per call where the ISA wants
-        // it); the epilogue reads d and the sums from the originals.
-        match arrange {
-            Some(arrange) => crate::scratch::with_blocks(a.blocks.len(), |kb| {
-                for (dst, src) in kb.iter_mut().zip(&a.blocks) {
-                    *dst = *src;
-                    arrange(&src.qs, &mut dst.qs);
+    // Σ q and d per activation block in the epilogue's layout, once per call instead of once
+    // per row (in this thread's reused buffers).
+    let lanes = groups * nb * 4;
+    crate::scratch::with_i32(lanes, |bsum| {
+        crate::scratch::with_f32(lanes, |dx| {
+            bsum.fill(0);
+            dx.fill(0.0);
+            for (t, blocks) in a.blocks.chunks_exact(nb).enumerate() {
+                for (b, blk) in blocks.iter().enumerate() {
+                    let at = ((t / 4) * nb + b) * 4 + t % 4;
+                    bsum[at] = blk.bsums.iter().map(|&v| i32::from(v)).sum();
+                    dx[at] = blk.d;
                 }
-                gemm(kb, bsum, y);
-            }),
-            None => gemm(&a.blocks, bsum, y),
-        }
+            }
+            // The blocks as the kernels read them (rearranged once per call where the ISA
+            // wants it).
+            match dot.arrange {
+                Some(arrange) => crate::scratch::with_blocks(a.blocks.len(), |kb| {
+                    for (dst, src) in kb.iter_mut().zip(&a.blocks) {
+                        *dst = *src;
+                        arrange(&src.qs, &mut dst.qs);
+                    }
+                    gemm(kb, bsum, dx, y);
+                }),
+                None => gemm(&a.blocks, bsum, dx, y),
+            }
+        })
     });
     Ok(())
 }

@@ -38,6 +38,12 @@ pub(crate) struct KernelTable {
     /// `out[b] = Σ_j code(block b, j) · a[b].qs[j]` over `out.len()` TQ2_0 blocks of `row`,
     /// with each `a[b].qs` in the layout made by `tq2_arrange` (when the ISA has one).
     pub tq2_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
+    /// [`tq2_dot`](Self::tq2_dot) of one row against `tokens` (1..=4) tokens, token `t`'s
+    /// blocks at `a[t*nb..]`, decoding each block once for all of them (prefill). Block
+    /// `b`'s sums land in `out[4b..4b+4]`, token `t` in lane `t` (lanes past `tokens`
+    /// unspecified): the layout a four-token epilogue reads. `None` where token by token
+    /// is as good.
+    pub tq2_dot_tokens: Option<TqTokensFn>,
     /// Rearranges one Q8_K block's 256 values into the order `tq2_dot` reads them, once per
     /// call; `None` where element order is what the kernel reads.
     pub tq2_arrange: Option<ArrangeFn>,
@@ -117,6 +123,29 @@ pub(crate) fn check_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], rows:
     assert!(
         w.len() >= (rows - 1) * stride + nblk * 32,
         "i2_dot: weights too short"
+    );
+}
+
+/// See [`KernelTable::tq2_dot_tokens`].
+pub(crate) type TqTokensFn =
+    fn(row: &[u8], a: &[BlockQ8K], nb: usize, tokens: usize, out: &mut [i32]);
+
+/// Checks the bounds of `tq2_dot_tokens`.
+#[inline]
+pub(crate) fn check_tq_dot_tokens(
+    row: &[u8],
+    a: &[BlockQ8K],
+    nb: usize,
+    tokens: usize,
+    out: &[i32],
+    block_bytes: usize,
+) {
+    assert!((1..=4).contains(&tokens), "tq_dot_tokens: 1..=4 tokens");
+    assert!(out.len() >= 4 * nb, "tq_dot_tokens: output too short");
+    check_tq_dot(row, a, nb, block_bytes);
+    assert!(
+        a.len() >= tokens * nb,
+        "tq_dot_tokens: activations too short"
     );
 }
 
@@ -333,6 +362,56 @@ mod tests {
                     } else {
                         assert_eq!(got, inf, "{isa:?} n={n} {bits:#x} at {at}");
                     }
+                }
+            }
+        }
+    }
+
+    /// The several-token TQ2_0 kernel gives, bit for bit, the one-token kernel's block sums
+    /// for each token, in its block-major lanes: 1–4 tokens, block counts 1–9, every code
+    /// value (3 included) and int8 extremes; nothing is written past its `4·nb` sums.
+    #[test]
+    fn tq2_tokens_equal_tq2_dot_per_token() {
+        let mut state = 0x3c6e_f372_fe94_f82bu64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for isa in Isa::available() {
+            let k = table(isa).unwrap();
+            let Some(tokens_fn) = k.tq2_dot_tokens else {
+                continue;
+            };
+            for nb in 1..=9 {
+                for tokens in 1..=4 {
+                    let row: Vec<u8> = (0..nb * 66).map(|_| next() as u8).collect();
+                    let extremes = (nb + tokens) % 3 == 0;
+                    let a: Vec<BlockQ8K> = (0..tokens * nb)
+                        .map(|_| BlockQ8K {
+                            d: 1.0,
+                            qs: std::array::from_fn(|_| match extremes {
+                                true => [-128i8, 127][next() as usize % 2],
+                                false => next() as i8,
+                            }),
+                            bsums: [0; 16],
+                        })
+                        .collect();
+                    let mut got = vec![i32::MIN; 4 * nb + 3];
+                    tokens_fn(&row, &a, nb, tokens, &mut got[..4 * nb]);
+                    for t in 0..tokens {
+                        let mut want = vec![0i32; nb];
+                        (k.tq2_dot)(&row, &a[t * nb..(t + 1) * nb], &mut want);
+                        for (b, &w) in want.iter().enumerate() {
+                            assert_eq!(
+                                got[4 * b + t],
+                                w,
+                                "{isa:?} nb {nb} block {b} t {t}/{tokens}"
+                            );
+                        }
+                    }
+                    assert!(got[4 * nb..].iter().all(|&v| v == i32::MIN));
                 }
             }
         }

@@ -10,6 +10,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     i2_dot_tile: None,
     i2_arrange: None,
     tq2_dot,
+    tq2_dot_tokens: None,
     tq2_arrange: None,
     tq1_dot,
     absmax_bits,

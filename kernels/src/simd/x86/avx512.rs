@@ -405,6 +405,46 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
     }
 }
 
+/// See [`crate::simd::KernelTable::tq2_dot_tokens`]: each block's codes are loaded and
+/// split into their four groups once, then meet every token's arranged activations (`T`
+/// tokens, `4T` `vpdpbusd`); the tokens' lane sums of one block are reduced together
+/// ([`reduce4`]) into the block's four-lane slot. Prefill's TQ2_0 kernel: the one-token
+/// kernel decoded every block once per token.
+///
+/// # Safety
+/// AVX-512 + VNNI available; `row` readable for `nb` 66-byte blocks; `a` for `T * nb` Q8_K
+/// blocks (token `t`'s at `a[t*nb..]`); `out` writable for `4 * nb` sums.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn tq2_dot_tokens<const T: usize>(
+    row: *const u8,
+    a: *const BlockQ8K,
+    nb: usize,
+    out: *mut i32,
+) {
+    let mask = _mm512_set1_epi8(3);
+    for b in 0..nb {
+        // SAFETY: 64 of block b's 66 bytes (caller: b < nb).
+        let v = unsafe { _mm512_loadu_si512(row.add(b * 66) as *const __m512i) };
+        let c = [
+            _mm512_and_si512(v, mask),
+            _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask),
+            _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask),
+            _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask),
+        ];
+        let mut acc = [_mm512_setzero_si512(); 4];
+        for (t, at) in acc.iter_mut().enumerate().take(T) {
+            // SAFETY: token t's block b and its 256 arranged activations are in bounds.
+            let q = unsafe { (*a.add(t * nb + b)).qs.as_ptr() as *const __m512i };
+            for (g, cg) in c.iter().enumerate() {
+                // SAFETY: as above, 64 bytes at group g.
+                *at = _mm512_dpbusd_epi32(*at, *cg, unsafe { _mm512_loadu_si512(q.add(g)) });
+            }
+        }
+        // SAFETY: out[4b..4b + 4] is in bounds (b < nb).
+        unsafe { _mm_storeu_si128(out.add(4 * b) as *mut __m128i, reduce4(acc)) };
+    }
+}
+
 /// See [`crate::simd::KernelTable::dot_f16`]: 128 halves per step into eight FMA
 /// accumulators, each `vcvtph2ps` reading its 16 halves straight from memory (the
 /// current-direction form: `_mm512_cvtph_ps` asks for `{sae}`, which has no memory form

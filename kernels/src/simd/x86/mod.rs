@@ -31,6 +31,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     i2_dot_tile: None,
     i2_arrange: None,
     tq2_dot: avx2_tq2_dot,
+    tq2_dot_tokens: None,
     tq2_arrange: None,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
@@ -49,6 +50,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     i2_dot_tile: Some(vnni_i2_dot_tile),
     i2_arrange: Some(avx512::arrange_pairs),
     tq2_dot: vnni_tq2_dot,
+    tq2_dot_tokens: Some(vnni_tq2_dot_tokens),
     tq2_arrange: Some(avx512::arrange_tq2),
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
@@ -138,6 +140,21 @@ fn vnni_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     // SAFETY: AVX-512 + VNNI present; bounds as for the AVX2 variant (a 64-byte load at a
     // block's start stays inside its 66 bytes).
     unsafe { avx512::tq2_dot(row.as_ptr(), a.as_ptr(), out) }
+}
+
+fn vnni_tq2_dot_tokens(row: &[u8], a: &[BlockQ8K], nb: usize, tokens: usize, out: &mut [i32]) {
+    super::check_tq_dot_tokens(row, a, nb, tokens, out, tq2_0::BLOCK_BYTES);
+    let (row, a, o) = (row.as_ptr(), a.as_ptr(), out.as_mut_ptr());
+    // SAFETY: AVX-512 + VNNI present; `row` holds `nb` 66-byte blocks (a 64-byte load at a
+    // block's start stays inside it), `a` holds `tokens * nb` blocks, `out` `4 * nb` sums.
+    unsafe {
+        match tokens {
+            1 => avx512::tq2_dot_tokens::<1>(row, a, nb, o),
+            2 => avx512::tq2_dot_tokens::<2>(row, a, nb, o),
+            3 => avx512::tq2_dot_tokens::<3>(row, a, nb, o),
+            _ => avx512::tq2_dot_tokens::<4>(row, a, nb, o),
+        }
+    }
 }
 
 fn avx2_tq1_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
