@@ -240,56 +240,73 @@ pub(crate) fn gemm_tq(
     // (zero for lanes past the last token).
     let gemm = |kblocks: &[BlockQ8K], bsum: &[i32], dx: &[f32], y: &mut [f32]| {
         exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
-            // One group's block-major sums, one token's sums, the row's block scales.
+            // Two rows' block-major sums of one group of tokens, one token's sums, two
+            // rows' block scales.
             let mut st = (
-                [0i32; 4 * STACK_BLOCKS],
+                [0i32; 4 * TQ_ROWS * STACK_BLOCKS],
                 [0i32; STACK_BLOCKS],
-                [0f32; STACK_BLOCKS],
+                [0f32; TQ_ROWS * STACK_BLOCKS],
             );
             let mut heap = (Vec::new(), Vec::new(), Vec::new());
             let (sums, one, d_w): (&mut [i32], &mut [i32], &mut [f32]) = if nb <= STACK_BLOCKS {
-                (&mut st.0[..4 * nb], &mut st.1[..nb], &mut st.2[..nb])
+                (
+                    &mut st.0[..4 * TQ_ROWS * nb],
+                    &mut st.1[..nb],
+                    &mut st.2[..TQ_ROWS * nb],
+                )
             } else {
-                heap.0.resize(4 * nb, 0);
+                heap.0.resize(4 * TQ_ROWS * nb, 0);
                 heap.1.resize(nb, 0);
-                heap.2.resize(nb, 0.0);
+                heap.2.resize(TQ_ROWS * nb, 0.0);
                 (&mut heap.0, &mut heap.1, &mut heap.2)
             };
-            for (i, o) in out.chunks_exact_mut(tokens).enumerate() {
-                let row = &bytes[(r0 + i) * stride..(r0 + i + 1) * stride];
-                for (b, d) in d_w.iter_mut().enumerate() {
-                    *d = block_scale(&row[b * block_bytes..], scale_at);
+            // Rows in pairs (the several-token kernel loads each activation once for both).
+            for (p, o) in out.chunks_mut(TQ_ROWS * tokens).enumerate() {
+                let (r, nr) = (r0 + TQ_ROWS * p, o.len() / tokens);
+                let w = &bytes[r * stride..(r + nr) * stride];
+                for (b, d) in d_w[..nr * nb].iter_mut().enumerate() {
+                    let (i, b) = (b / nb, b % nb);
+                    *d = block_scale(&w[i * stride + b * block_bytes..], scale_at);
                 }
-                for (g, og) in o.chunks_mut(4).enumerate() {
-                    let (t0, m) = (4 * g, og.len());
+                for g in 0..tokens.div_ceil(4) {
+                    let (t0, m) = (4 * g, (tokens - 4 * g).min(4));
                     let kb = &kblocks[t0 * nb..(t0 + m) * nb];
+                    let sums = &mut sums[..4 * nb * nr];
                     // Decode keeps the one-token kernel (it prefetches the stream ahead).
                     match dot.tokens.filter(|_| tokens > 1) {
-                        Some(f) => f(row, kb, nb, m, sums),
+                        Some(f) => f(w, stride, nr, kb, nb, m, sums),
                         None => {
                             sums.fill(0);
-                            for (l, kt) in kb.chunks_exact(nb).enumerate() {
-                                (dot.one)(row, kt, one);
-                                for (b, &v) in one.iter().enumerate() {
-                                    sums[4 * b + l] = v;
+                            for (i, si) in sums.chunks_exact_mut(4 * nb).enumerate() {
+                                for (l, kt) in kb.chunks_exact(nb).enumerate() {
+                                    (dot.one)(&w[i * stride..(i + 1) * stride], kt, one);
+                                    for (b, &v) in one.iter().enumerate() {
+                                        si[4 * b + l] = v;
+                                    }
                                 }
                             }
                         }
                     }
                     // Four tokens side by side, each lane the scalar order exactly.
                     let at = g * nb * 4..(g + 1) * nb * 4;
-                    let mut acc = [0f32; 4];
-                    for (((s, bs), d), &dw) in sums
-                        .chunks_exact(4)
-                        .zip(bsum[at.clone()].chunks_exact(4))
-                        .zip(dx[at].chunks_exact(4))
-                        .zip(d_w.iter())
+                    for (i, (si, dwi)) in sums
+                        .chunks_exact(4 * nb)
+                        .zip(d_w.chunks_exact(nb))
+                        .enumerate()
                     {
-                        for l in 0..4 {
-                            acc[l] += (s[l] - bs[l]) as f32 * (d[l] * dw);
+                        let mut acc = [0f32; 4];
+                        for (((s, bs), d), &dw) in si
+                            .chunks_exact(4)
+                            .zip(bsum[at.clone()].chunks_exact(4))
+                            .zip(dx[at.clone()].chunks_exact(4))
+                            .zip(dwi)
+                        {
+                            for l in 0..4 {
+                                acc[l] += (s[l] - bs[l]) as f32 * (d[l] * dw);
+                            }
                         }
+                        o[i * tokens + t0..i * tokens + t0 + m].copy_from_slice(&acc[..m]);
                     }
-                    og.copy_from_slice(&acc[..m]);
                 }
             }
         });
@@ -324,6 +341,9 @@ pub(crate) fn gemm_tq(
     });
     Ok(())
 }
+
+/// Rows per call of the several-token kernel (three measured the same as two).
+const TQ_ROWS: usize = 2;
 
 /// Blocks per row whose per-chunk sums and scales live on the stack (cols ≤ 16384).
 const STACK_BLOCKS: usize = 64;

@@ -38,11 +38,12 @@ pub(crate) struct KernelTable {
     /// `out[b] = Σ_j code(block b, j) · a[b].qs[j]` over `out.len()` TQ2_0 blocks of `row`,
     /// with each `a[b].qs` in the layout made by `tq2_arrange` (when the ISA has one).
     pub tq2_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
-    /// [`tq2_dot`](Self::tq2_dot) of one row against `tokens` (1..=4) tokens, token `t`'s
-    /// blocks at `a[t*nb..]`, decoding each block once for all of them (prefill). Block
-    /// `b`'s sums land in `out[4b..4b+4]`, token `t` in lane `t` (lanes past `tokens`
-    /// unspecified): the layout a four-token epilogue reads. `None` where token by token
-    /// is as good.
+    /// [`tq2_dot`](Self::tq2_dot) of `rows` (1..=2) rows, `stride` bytes apart from
+    /// `w[0]`, against `tokens` (1..=4) tokens, token `t`'s blocks at `a[t*nb..]`, decoding
+    /// each block once for all tokens and loading each activation once for all rows
+    /// (prefill). Row `r`'s block `b` sums land in `out[4·nb·r + 4b..][..4]`, token `t` in
+    /// lane `t` (lanes past `tokens` unspecified): the layout a four-token epilogue reads.
+    /// `None` where token by token is as good.
     pub tq2_dot_tokens: Option<TqTokensFn>,
     /// Rearranges one Q8_K block's 256 values into the order `tq2_dot` reads them, once per
     /// call; `None` where element order is what the kernel reads.
@@ -127,22 +128,39 @@ pub(crate) fn check_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], rows:
 }
 
 /// See [`KernelTable::tq2_dot_tokens`].
-pub(crate) type TqTokensFn =
-    fn(row: &[u8], a: &[BlockQ8K], nb: usize, tokens: usize, out: &mut [i32]);
+pub(crate) type TqTokensFn = fn(
+    w: &[u8],
+    stride: usize,
+    rows: usize,
+    a: &[BlockQ8K],
+    nb: usize,
+    tokens: usize,
+    out: &mut [i32],
+);
 
 /// Checks the bounds of `tq2_dot_tokens`.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 pub(crate) fn check_tq_dot_tokens(
-    row: &[u8],
+    w: &[u8],
+    stride: usize,
+    rows: usize,
     a: &[BlockQ8K],
     nb: usize,
     tokens: usize,
     out: &[i32],
     block_bytes: usize,
 ) {
+    assert!((1..=2).contains(&rows), "tq_dot_tokens: 1..=2 rows");
     assert!((1..=4).contains(&tokens), "tq_dot_tokens: 1..=4 tokens");
-    assert!(out.len() >= 4 * nb, "tq_dot_tokens: output too short");
-    check_tq_dot(row, a, nb, block_bytes);
+    assert!(
+        out.len() >= 4 * nb * rows,
+        "tq_dot_tokens: output too short"
+    );
+    assert!(
+        w.len() >= (rows - 1) * stride + nb * block_bytes,
+        "tq_dot_tokens: weights too short"
+    );
     assert!(
         a.len() >= tokens * nb,
         "tq_dot_tokens: activations too short"
@@ -368,8 +386,9 @@ mod tests {
     }
 
     /// The several-token TQ2_0 kernel gives, bit for bit, the one-token kernel's block sums
-    /// for each token, in its block-major lanes: 1–4 tokens, block counts 1–9, every code
-    /// value (3 included) and int8 extremes; nothing is written past its `4·nb` sums.
+    /// for each row and token, in its block-major lanes: 1–2 rows at a stride wider than a
+    /// row, 1–4 tokens, block counts 1–9, every code value (3 included) and int8 extremes;
+    /// nothing is written past its `4·nb·rows` sums.
     #[test]
     fn tq2_tokens_equal_tq2_dot_per_token() {
         let mut state = 0x3c6e_f372_fe94_f82bu64;
@@ -385,8 +404,11 @@ mod tests {
                 continue;
             };
             for nb in 1..=9 {
-                for tokens in 1..=4 {
-                    let row: Vec<u8> = (0..nb * 66).map(|_| next() as u8).collect();
+                for (rows, tokens) in (1..=2).flat_map(|r| (1..=4).map(move |t| (r, t))) {
+                    let stride = nb * 66 + 66 * (next() as usize % 2);
+                    let w: Vec<u8> = (0..(rows - 1) * stride + nb * 66)
+                        .map(|_| next() as u8)
+                        .collect();
                     let extremes = (nb + tokens) % 3 == 0;
                     let a: Vec<BlockQ8K> = (0..tokens * nb)
                         .map(|_| BlockQ8K {
@@ -398,20 +420,24 @@ mod tests {
                             bsums: [0; 16],
                         })
                         .collect();
-                    let mut got = vec![i32::MIN; 4 * nb + 3];
-                    tokens_fn(&row, &a, nb, tokens, &mut got[..4 * nb]);
-                    for t in 0..tokens {
-                        let mut want = vec![0i32; nb];
-                        (k.tq2_dot)(&row, &a[t * nb..(t + 1) * nb], &mut want);
-                        for (b, &w) in want.iter().enumerate() {
-                            assert_eq!(
-                                got[4 * b + t],
-                                w,
-                                "{isa:?} nb {nb} block {b} t {t}/{tokens}"
-                            );
+                    let n = 4 * nb * rows;
+                    let mut got = vec![i32::MIN; n + 3];
+                    tokens_fn(&w, stride, rows, &a, nb, tokens, &mut got[..n]);
+                    for r in 0..rows {
+                        let row = &w[r * stride..r * stride + nb * 66];
+                        for t in 0..tokens {
+                            let mut want = vec![0i32; nb];
+                            (k.tq2_dot)(row, &a[t * nb..(t + 1) * nb], &mut want);
+                            for (b, &v) in want.iter().enumerate() {
+                                assert_eq!(
+                                    got[4 * nb * r + 4 * b + t],
+                                    v,
+                                    "{isa:?} nb {nb} row {r}/{rows} block {b} t {t}/{tokens}"
+                                );
+                            }
                         }
                     }
-                    assert!(got[4 * nb..].iter().all(|&v| v == i32::MIN));
+                    assert!(got[n..].iter().all(|&v| v == i32::MIN));
                 }
             }
         }

@@ -405,43 +405,56 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
     }
 }
 
-/// See [`crate::simd::KernelTable::tq2_dot_tokens`]: each block's codes are loaded and
-/// split into their four groups once, then meet every token's arranged activations (`T`
-/// tokens, `4T` `vpdpbusd`); the tokens' lane sums of one block are reduced together
-/// ([`reduce4`]) into the block's four-lane slot. Prefill's TQ2_0 kernel: the one-token
-/// kernel decoded every block once per token.
+/// See [`crate::simd::KernelTable::tq2_dot_tokens`]: `R` rows × `T` tokens. Each row's
+/// block is loaded and split into its four groups once; each token's 64 activations of a
+/// group are loaded once for the `R` rows (`4RT` `vpdpbusd` per block); each row's tokens'
+/// lane sums of the block are reduced together ([`reduce4`]) into its four-lane slot,
+/// block-major. Two rows halve the activations streamed from L2, which bind this kernel
+/// (four tokens of a 6912-column row are 108 KB).
 ///
 /// # Safety
-/// AVX-512 + VNNI available; `row` readable for `nb` 66-byte blocks; `a` for `T * nb` Q8_K
-/// blocks (token `t`'s at `a[t*nb..]`); `out` writable for `4 * nb` sums.
+/// AVX-512 + VNNI available; rows `r < R` readable at `row + r*stride` for `nb` 66-byte
+/// blocks; `a` for `T * nb` Q8_K blocks (token `t`'s at `a[t*nb..]`); `out` writable for
+/// `4 * nb * R` sums (row `r`'s at `out[4*nb*r..]`).
+// Index loops: `acc[r][t]` and `c[r][g]` are walked in a different order than they nest.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(super) unsafe fn tq2_dot_tokens<const T: usize>(
+pub(super) unsafe fn tq2_dot_tokens<const R: usize, const T: usize>(
     row: *const u8,
+    stride: usize,
     a: *const BlockQ8K,
     nb: usize,
     out: *mut i32,
 ) {
     let mask = _mm512_set1_epi8(3);
     for b in 0..nb {
-        // SAFETY: 64 of block b's 66 bytes (caller: b < nb).
-        let v = unsafe { _mm512_loadu_si512(row.add(b * 66) as *const __m512i) };
-        let c = [
-            _mm512_and_si512(v, mask),
-            _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask),
-            _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask),
-            _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask),
-        ];
-        let mut acc = [_mm512_setzero_si512(); 4];
-        for (t, at) in acc.iter_mut().enumerate().take(T) {
+        let mut c = [[_mm512_setzero_si512(); 4]; R];
+        for (r, cr) in c.iter_mut().enumerate() {
+            // SAFETY: 64 of row r's block b's 66 bytes (caller: r < R, b < nb).
+            let v = unsafe { _mm512_loadu_si512(row.add(r * stride + b * 66) as *const __m512i) };
+            *cr = [
+                _mm512_and_si512(v, mask),
+                _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask),
+                _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask),
+            ];
+        }
+        let mut acc = [[_mm512_setzero_si512(); 4]; R];
+        for t in 0..T {
             // SAFETY: token t's block b and its 256 arranged activations are in bounds.
             let q = unsafe { (*a.add(t * nb + b)).qs.as_ptr() as *const __m512i };
-            for (g, cg) in c.iter().enumerate() {
+            for g in 0..4 {
                 // SAFETY: as above, 64 bytes at group g.
-                *at = _mm512_dpbusd_epi32(*at, *cg, unsafe { _mm512_loadu_si512(q.add(g)) });
+                let qv = unsafe { _mm512_loadu_si512(q.add(g)) };
+                for r in 0..R {
+                    acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c[r][g], qv);
+                }
             }
         }
-        // SAFETY: out[4b..4b + 4] is in bounds (b < nb).
-        unsafe { _mm_storeu_si128(out.add(4 * b) as *mut __m128i, reduce4(acc)) };
+        for (r, ar) in acc.iter().enumerate() {
+            // SAFETY: out[4*nb*r + 4b .. + 4] is in bounds (b < nb, r < R).
+            unsafe { _mm_storeu_si128(out.add(4 * nb * r + 4 * b) as *mut __m128i, reduce4(*ar)) };
+        }
     }
 }
 

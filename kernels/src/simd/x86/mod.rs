@@ -142,17 +142,30 @@ fn vnni_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     unsafe { avx512::tq2_dot(row.as_ptr(), a.as_ptr(), out) }
 }
 
-fn vnni_tq2_dot_tokens(row: &[u8], a: &[BlockQ8K], nb: usize, tokens: usize, out: &mut [i32]) {
-    super::check_tq_dot_tokens(row, a, nb, tokens, out, tq2_0::BLOCK_BYTES);
-    let (row, a, o) = (row.as_ptr(), a.as_ptr(), out.as_mut_ptr());
-    // SAFETY: AVX-512 + VNNI present; `row` holds `nb` 66-byte blocks (a 64-byte load at a
-    // block's start stays inside it), `a` holds `tokens * nb` blocks, `out` `4 * nb` sums.
+fn vnni_tq2_dot_tokens(
+    w: &[u8],
+    stride: usize,
+    rows: usize,
+    a: &[BlockQ8K],
+    nb: usize,
+    tokens: usize,
+    out: &mut [i32],
+) {
+    super::check_tq_dot_tokens(w, stride, rows, a, nb, tokens, out, tq2_0::BLOCK_BYTES);
+    let (w, a, o) = (w.as_ptr(), a.as_ptr(), out.as_mut_ptr());
+    // SAFETY: AVX-512 + VNNI present; the rows hold `nb` 66-byte blocks each `stride` bytes
+    // apart (a 64-byte load at a block's start stays inside it), `a` holds `tokens * nb`
+    // blocks, `out` `4 * nb * rows` sums.
     unsafe {
-        match tokens {
-            1 => avx512::tq2_dot_tokens::<1>(row, a, nb, o),
-            2 => avx512::tq2_dot_tokens::<2>(row, a, nb, o),
-            3 => avx512::tq2_dot_tokens::<3>(row, a, nb, o),
-            _ => avx512::tq2_dot_tokens::<4>(row, a, nb, o),
+        match (rows, tokens) {
+            (1, 1) => avx512::tq2_dot_tokens::<1, 1>(w, stride, a, nb, o),
+            (1, 2) => avx512::tq2_dot_tokens::<1, 2>(w, stride, a, nb, o),
+            (1, 3) => avx512::tq2_dot_tokens::<1, 3>(w, stride, a, nb, o),
+            (1, _) => avx512::tq2_dot_tokens::<1, 4>(w, stride, a, nb, o),
+            (_, 1) => avx512::tq2_dot_tokens::<2, 1>(w, stride, a, nb, o),
+            (_, 2) => avx512::tq2_dot_tokens::<2, 2>(w, stride, a, nb, o),
+            (_, 3) => avx512::tq2_dot_tokens::<2, 3>(w, stride, a, nb, o),
+            (_, _) => avx512::tq2_dot_tokens::<2, 4>(w, stride, a, nb, o),
         }
     }
 }
