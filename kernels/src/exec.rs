@@ -544,13 +544,8 @@ mod tests {
     /// around the vector widths (products and sums rounded separately, never fused).
     #[test]
     fn axpy_f32_has_the_plain_loops_bits_on_every_isa() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 7.0
-        };
+        let mut rng = crate::testing::lcg(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = || ((rng() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 7.0;
         for isa in Isa::available() {
             let axpy = Exec::new(isa, 1).unwrap().axpy_f32().unwrap();
             for n in (0..=70).chain([127, 128, 129, 1000]) {
@@ -595,13 +590,8 @@ mod tests {
     /// vector widths, strides wider than the columns, one and many rows.
     #[test]
     fn dot_cols_f32_has_the_plain_loops_bits_on_every_isa() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 5.0
-        };
+        let mut rng = crate::testing::lcg(0x2545_f491_4f6c_dd1du64);
+        let mut next = || ((rng() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 5.0;
         for isa in Isa::available() {
             let k = Exec::new(isa, 1).unwrap().dot_cols_f32().unwrap();
             for rows in [1usize, 2, 7, 128] {

@@ -29,3 +29,19 @@ pub use format::tq1_0::Tq1_0;
 pub use format::tq2_0::Tq2_0;
 pub use format::{Format, TernaryMatrix};
 pub use isa::Isa;
+
+/// Test data shared by the unit tests.
+#[cfg(test)]
+mod testing {
+    /// A 64-bit linear congruential generator (Knuth's MMIX constants): each call returns
+    /// the next state. Reproducible test data without a dependency.
+    pub(crate) fn lcg(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state
+        }
+    }
+}

@@ -272,13 +272,8 @@ mod tests {
     /// tokens' sums.
     #[test]
     fn i2_tile_equals_rows_of_i2_dot_tokens() {
-        let mut state = 0x853c_49e6_748f_ea9bu64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
+        let mut rng = crate::testing::lcg(0x853c_49e6_748f_ea9bu64);
+        let mut next = || (rng() >> 33) as u32;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
             let Some(tile) = k.i2_dot_tile else { continue };
@@ -337,13 +332,8 @@ mod tests {
         let specials = [
             0x0001u16, 0x03ff, 0x8001, 0x0000, 0x8000, 0x7bff, 0xfbff, 0x3c00,
         ];
-        let mut state = 0x6a09_e667_f3bc_c909u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
+        let mut rng = crate::testing::lcg(0x6a09_e667_f3bc_c909u64);
+        let mut next = || (rng() >> 33) as u32;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
             for n in [1, 15, 16, 17, 127, 128, 129, 144, 255, 256, 300, 2560] {
@@ -391,13 +381,8 @@ mod tests {
     /// nothing is written past its `4·nb·rows` sums.
     #[test]
     fn tq2_tokens_equal_tq2_dot_per_token() {
-        let mut state = 0x3c6e_f372_fe94_f82bu64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
+        let mut rng = crate::testing::lcg(0x3c6e_f372_fe94_f82bu64);
+        let mut next = || (rng() >> 33) as u32;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
             let Some(tokens_fn) = k.tq2_dot_tokens else {
