@@ -29,8 +29,12 @@ const MAX_RUNS: usize = 16;
 /// `y_i = y_i + a · x_i` over `min(len)` elements (see [`Exec::axpy_f32`]).
 pub type AxpyF32 = fn(a: f32, x: &[f32], y: &mut [f32]);
 
-/// `out_j = Σ_i x_i · m[i·stride + j]` (see [`Exec::dot_cols_f32`]).
-pub type DotColsF32 = fn(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]);
+/// Most vectors one [`DotColsF32`] call takes: a group of attention's query heads that share
+/// one key/value head (4 in BitNet b1.58 2B-4T).
+pub const DOT_COLS_MAX: usize = 4;
+
+/// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]` (see [`Exec::dot_cols_f32`]).
+pub type DotColsF32 = fn(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f32]]);
 
 /// Execution settings of one compute call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,9 +109,12 @@ impl Exec {
         Ok(self.kernels()?.axpy_f32)
     }
 
-    /// This ISA's `out_j = Σ_i x_i · m[i·stride + j]` (`j < out.len()`), each sum from `+0.0`
-    /// in `i` order with products and sums rounded separately: the bits of the plain loop.
-    /// E.g. attention scores over transposed keys, or a weighted sum of value rows.
+    /// This ISA's `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]` (`j < outs[h].len()`) for 1 to
+    /// [`DOT_COLS_MAX`] vectors `xs[h]` of one length over one matrix, read once
+    /// for all of them. Each sum runs from `+0.0` in `i` order with products and sums rounded
+    /// separately: the bits of the plain loop. E.g. the attention scores of the query heads
+    /// that share one key head (over its transposed keys), or their weighted sums of value
+    /// rows. Panics on more vectors, unequal lengths, or a matrix too short.
     pub fn dot_cols_f32(&self) -> Result<DotColsF32> {
         Ok(self.kernels()?.dot_cols_f32)
     }
@@ -586,33 +593,81 @@ mod tests {
         }
     }
 
-    /// `dot_cols_f32` has the plain loop's bits on every ISA: column counts around the
-    /// vector widths, strides wider than the columns, one and many rows.
+    /// `dot_cols_f32` has the plain loop's bits on every ISA, for each of 1 to
+    /// `DOT_COLS_MAX` vectors over one matrix: column counts around the vector widths and
+    /// block sizes, strides wider than the columns, one and many rows.
     #[test]
     fn dot_cols_f32_has_the_plain_loops_bits_on_every_isa() {
         let mut rng = crate::testing::lcg(0x2545_f491_4f6c_dd1du64);
         let mut next = || ((rng() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 5.0;
         for isa in Isa::available() {
             let k = Exec::new(isa, 1).unwrap().dot_cols_f32().unwrap();
-            for rows in [1usize, 2, 7, 128] {
-                for n in [0usize, 1, 7, 15, 16, 17, 33, 47, 64, 65, 80, 128, 200] {
-                    // Strides wider than the rows, and a matrix that ends at the last column.
-                    let (stride, pad) = if n % 2 == 0 { (n + 5, 5) } else { (n, 0) };
-                    let len = (rows * stride).saturating_sub(pad);
-                    let m: Vec<f32> = (0..len).map(|_| next()).collect();
-                    let x: Vec<f32> = (0..rows).map(|_| next()).collect();
-                    let mut want = vec![0f32; n];
-                    for (i, &xi) in x.iter().enumerate() {
-                        for (j, w) in want.iter_mut().enumerate() {
-                            *w += xi * m[i * stride + j];
+            for (rows, n, vectors) in (1..=DOT_COLS_MAX).flat_map(|v| {
+                [1usize, 2, 7, 128].into_iter().flat_map(move |rows| {
+                    [0usize, 1, 7, 15, 16, 17, 33, 47, 64, 65, 80, 128, 200]
+                        .into_iter()
+                        .map(move |n| (rows, n, v))
+                })
+            }) {
+                // Strides wider than the rows, and a matrix that ends at the last column.
+                let (stride, pad) = if n % 2 == 0 { (n + 5, 5) } else { (n, 0) };
+                let len = (rows * stride).saturating_sub(pad);
+                let m: Vec<f32> = (0..len).map(|_| next()).collect();
+                let xs: Vec<Vec<f32>> = (0..vectors)
+                    .map(|_| (0..rows).map(|_| next()).collect())
+                    .collect();
+                let want: Vec<Vec<f32>> = xs
+                    .iter()
+                    .map(|x| {
+                        let mut want = vec![0f32; n];
+                        for (i, &xi) in x.iter().enumerate() {
+                            for (j, w) in want.iter_mut().enumerate() {
+                                *w += xi * m[i * stride + j];
+                            }
                         }
-                    }
-                    let mut got = vec![f32::NAN; n];
-                    k(&x, &m, stride, &mut got);
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&got), bits(&want), "{isa} rows {rows} n {n}");
-                }
+                        want
+                    })
+                    .collect();
+                let mut got = vec![vec![f32::NAN; n]; vectors];
+                let x_refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+                let mut out_refs: Vec<&mut [f32]> = got.iter_mut().map(Vec::as_mut_slice).collect();
+                k(&x_refs, &m, stride, &mut out_refs);
+                let bits = |v: &[Vec<f32>]| {
+                    v.iter()
+                        .map(|r| r.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{isa} rows {rows} n {n} vectors {vectors}"
+                );
             }
+        }
+    }
+
+    /// `dot_cols_f32` refuses shapes it cannot compute (never a silent partial result).
+    #[test]
+    fn dot_cols_f32_panics_on_bad_shapes() {
+        let m = vec![1f32; 64];
+        let (x, y): (&[f32], &[f32]) = (&[1.0; 4], &[1.0; 3]);
+        for isa in Isa::available() {
+            let k = Exec::new(isa, 1).unwrap().dot_cols_f32().unwrap();
+            let run = |xs: &[&[f32]], n: &[usize], stride: usize| {
+                let mut outs: Vec<Vec<f32>> = n.iter().map(|&n| vec![0f32; n]).collect();
+                let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    k(xs, &m, stride, &mut refs)
+                }))
+                .is_err()
+            };
+            assert!(!run(&[x, x], &[8, 8], 16), "{isa}: a good shape");
+            assert!(run(&[], &[], 16), "{isa}: no vectors");
+            assert!(run(&[x; 5], &[8; 5], 16), "{isa}: too many vectors");
+            assert!(run(&[x, x], &[8], 16), "{isa}: fewer outputs");
+            assert!(run(&[x, y], &[8, 8], 16), "{isa}: vectors of two lengths");
+            assert!(run(&[x, x], &[8, 9], 16), "{isa}: outputs of two lengths");
+            assert!(run(&[x], &[8], 20), "{isa}: matrix too short");
         }
     }
 }

@@ -70,10 +70,13 @@ pub(crate) struct KernelTable {
     /// `y_i = y_i + a · x_i` over `min(len)` elements, the product and the sum each rounded
     /// to f32 (never fused), so every ISA gives the bits of the plain loop.
     pub axpy_f32: fn(a: f32, x: &[f32], y: &mut [f32]),
-    /// `out_j = Σ_i x_i · m[i·stride + j]` for `j < out.len()`, each sum starting at `+0.0`
-    /// and adding the rounded products in `i` order (never fused): the bits of the plain
-    /// loop `out.fill(0); for i { for j { out[j] += x[i] * m[i*stride + j] } }`.
-    pub dot_cols_f32: fn(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]),
+    /// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]` for every `h < xs.len()` (1 to
+    /// [`crate::exec::DOT_COLS_MAX`] vectors of one length, as many outputs of one length, all over the
+    /// same matrix, which is read once for all of them) and `j < outs[h].len()`. Each sum
+    /// starts at `+0.0` and adds the rounded products in `i` order (never fused): the bits of
+    /// the plain loop `out.fill(0); for i { for j { out[j] += x[i] * m[i*stride + j] } }`
+    /// run for each `h`.
+    pub dot_cols_f32: crate::exec::DotColsF32,
 }
 
 /// The table for `isa`, or an error if this CPU lacks it.
@@ -247,10 +250,26 @@ pub(crate) fn check_tq_dot(row: &[u8], a: &[BlockQ8K], nblk: usize, block_bytes:
     assert!(a.len() >= nblk, "tq_dot: activations too short");
 }
 
-/// Checks the bounds every `dot_cols_f32` implementation relies on.
+/// Checks the shapes and bounds every `dot_cols_f32` implementation relies on; returns
+/// `(len, n)`, the length of every `xs[h]` and of every `outs[h]`.
 #[inline]
-pub(crate) fn check_dot_cols(x: &[f32], m: &[f32], stride: usize, n: usize) {
-    if let Some(last) = x.len().checked_sub(1)
+pub(crate) fn check_dot_cols(
+    xs: &[&[f32]],
+    m: &[f32],
+    stride: usize,
+    outs: &[&mut [f32]],
+) -> (usize, usize) {
+    assert!(
+        (1..=crate::exec::DOT_COLS_MAX).contains(&xs.len()) && outs.len() == xs.len(),
+        "dot_cols_f32: 1 to {} vectors, one output each",
+        crate::exec::DOT_COLS_MAX
+    );
+    let (len, n) = (xs[0].len(), outs[0].len());
+    assert!(
+        xs.iter().all(|x| x.len() == len) && outs.iter().all(|o| o.len() == n),
+        "dot_cols_f32: vectors or outputs of different lengths"
+    );
+    if let Some(last) = len.checked_sub(1)
         && n > 0
     {
         let need = last.checked_mul(stride).and_then(|v| v.checked_add(n));
@@ -259,6 +278,7 @@ pub(crate) fn check_dot_cols(x: &[f32], m: &[f32], stride: usize, n: usize) {
             "dot_cols_f32: matrix too short"
         );
     }
+    (len, n)
 }
 
 #[cfg(test)]

@@ -127,11 +127,14 @@ pub(crate) fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `out_j = Σ_i x_i · m[i·stride + j]`, the plain loop (the scalar table's entry).
-pub(crate) fn dot_cols_f32(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
-    super::check_dot_cols(x, m, stride, out.len());
-    out.fill(0.0);
-    for (i, &xi) in x.iter().enumerate() {
-        axpy_f32(xi, &m[i * stride..i * stride + out.len()], out);
+/// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]`, the plain loop for each `h` (the scalar
+/// table's entry).
+pub(crate) fn dot_cols_f32(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
+    let (_, n) = super::check_dot_cols(xs, m, stride, outs);
+    for (x, out) in xs.iter().zip(outs.iter_mut()) {
+        out.fill(0.0);
+        for (i, &xi) in x.iter().enumerate() {
+            axpy_f32(xi, &m[i * stride..i * stride + n], out);
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use bitnet_kernels::act::{ActsI8, quantize_i8_into, rms_norm_quantize_i8};
 use bitnet_kernels::dense_i8::DenseI8;
+use bitnet_kernels::exec::DOT_COLS_MAX;
 use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
@@ -109,8 +110,9 @@ struct Scratch {
     /// RoPE tables `[ubatch, head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
-    /// Attention scratch per thread `[threads][2 * capacity + head_dim]`: one query's scores
-    /// and, for an f16 cache, one converted key row and value row.
+    /// Attention scratch per thread `[threads][attention_scratch(capacity, head_dim)]`: the
+    /// scores of a group of query heads and, for an f16 cache, one converted key row and
+    /// value row.
     scores: Vec<f32>,
     /// Final-normed last position `[hidden]`.
     last: Vec<f32>,
@@ -335,10 +337,10 @@ impl<'a> Model<'a> {
                 up: vec![0.0; ub * c.ffn],
                 cos: vec![0.0; ub * half],
                 sin: vec![0.0; ub * half],
-                // One row of scores per attention thread.
+                // One attention scratch per thread.
                 scores: vec![
                     0.0;
-                    (2 * capacity + c.head_dim)
+                    attention_scratch(capacity, c.head_dim)
                         * bitnet_kernels::exec::default_threads().max(self.exec.threads())
                 ],
                 last: vec![0.0; c.hidden],
@@ -872,17 +874,16 @@ fn attention(
     exec: &Exec,
 ) -> bitnet_kernels::Result<()> {
     // The sums run through the ISA's unfused kernels, which give the reference's bits:
-    // `dot_cols` over an f32 cache (one call per query head), row-wise axpy over rows
-    // converted from an f16 cache.
+    // `dot_cols` over an f32 cache (one call per run of a token's query heads that share a
+    // key/value head, which reads that head's keys and values once for all of them),
+    // row-wise axpy over rows converted from an f16 cache.
     let axpy = exec.axpy_f32()?;
     let dot_cols = exec.dot_cols_f32()?;
     let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
     let cap = cache.capacity;
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
     // Items are (token, head) output slices; threads take contiguous runs of them.
-    // Scratch per thread: scores, then one converted key row, then one converted value row
-    // (the conversions are only used by an f16 cache).
-    let scratch = 2 * cap + hd;
+    let scratch = attention_scratch(cap, hd);
     // A causal token's work grows with its position: over a whole prompt the second half
     // of the items would carry about three times the first. Blocks of ATTENTION_TOKENS
     // tokens, each split across the threads, keep the halves within a few percent (every
@@ -896,49 +897,97 @@ fn attention(
         // as `F32_MAC_WEIGHT` int8 products each, the unit of the pool's split threshold.
         let work = F32_MAC_WEIGHT * 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
         exec.for_item_groups(out, hd, scores, scratch, work, |first, outs, buf| {
-            let (sc_row, rest) = buf.split_at_mut(cap);
+            let (sc_rows, rest) = buf.split_at_mut(DOT_COLS_MAX * cap);
             let (kbuf, vbuf) = rest.split_at_mut(cap);
-            for (i, o) in outs.chunks_exact_mut(hd).enumerate() {
+            let items = outs.len() / hd;
+            let mut i = 0;
+            while i < items {
+                // A run of up to DOT_COLS_MAX heads of one token that share a key/value head.
                 let (t, head) = ((first + i) / c.n_head, (first + i) % c.n_head);
+                let kv_head = head / group;
+                let k = (1..DOT_COLS_MAX.min(items - i))
+                    .take_while(|&j| {
+                        let h = head + j;
+                        h < c.n_head && h / group == kv_head
+                    })
+                    .count()
+                    + 1;
                 let n_ctx = pos0 + t + 1;
-                let qh = &q[t * q_dim + head * hd..][..hd];
-                let koff = (head / group) * hd;
-                let sc = &mut sc_row[..n_ctx];
+                let qs = &q[t * q_dim + head * hd..][..k * hd];
+                let koff = kv_head * hd;
+                let os = &mut outs[i * hd..(i + k) * hd];
+                let mut scs = sc_rows.chunks_exact_mut(cap).map(|s| &mut s[..n_ctx]);
+                let mut scs: [&mut [f32]; DOT_COLS_MAX] =
+                    std::array::from_fn(|_| scs.next().unwrap_or_default());
+                let scs = &mut scs[..k];
                 match &cache.keys_t {
-                    Rows::F32(kt) => dot_cols(qh, &kt[koff * cap..(koff + hd) * cap], cap, sc),
+                    Rows::F32(kt) => {
+                        let mut qhs = qs.chunks_exact(hd);
+                        let qhs: [&[f32]; DOT_COLS_MAX] =
+                            std::array::from_fn(|_| qhs.next().unwrap_or_default());
+                        let kt = &kt[koff * cap..(koff + hd) * cap];
+                        dot_cols(&qhs[..k], kt, cap, scs);
+                    }
                     keys_t => {
-                        sc.fill(0.0);
-                        for (d, &qd) in qh.iter().enumerate() {
-                            axpy(qd, keys_t.read((koff + d) * cap, n_ctx, kbuf), sc);
+                        for (sc, qh) in scs.iter_mut().zip(qs.chunks_exact(hd)) {
+                            sc.fill(0.0);
+                            for (d, &qd) in qh.iter().enumerate() {
+                                axpy(qd, keys_t.read((koff + d) * cap, n_ctx, kbuf), sc);
+                            }
                         }
                     }
                 }
-                let mut max = f32::NEG_INFINITY;
-                for s in sc.iter_mut() {
-                    *s *= scale;
-                    max = max.max(*s);
-                }
-                let mut sum = 0f32;
-                for s in sc.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                for s in sc.iter_mut() {
-                    *s /= sum;
+                for sc in scs.iter_mut() {
+                    softmax_scaled(sc, scale);
                 }
                 match &cache.values {
-                    Rows::F32(v) => dot_cols(sc, &v[koff..], kv_dim, o),
+                    Rows::F32(v) => {
+                        let ps: [&[f32]; DOT_COLS_MAX] =
+                            std::array::from_fn(|h| scs.get(h).map_or(&[][..], |s| &s[..]));
+                        let mut o = os.chunks_exact_mut(hd);
+                        let mut o: [&mut [f32]; DOT_COLS_MAX] =
+                            std::array::from_fn(|_| o.next().unwrap_or_default());
+                        dot_cols(&ps[..k], &v[koff..], kv_dim, &mut o[..k]);
+                    }
                     values => {
-                        o.fill(0.0);
-                        for (j, &p) in sc.iter().enumerate() {
-                            axpy(p, values.read(j * kv_dim + koff, hd, vbuf), o);
+                        for (o, sc) in os.chunks_exact_mut(hd).zip(scs.iter()) {
+                            o.fill(0.0);
+                            for (j, &p) in sc.iter().enumerate() {
+                                axpy(p, values.read(j * kv_dim + koff, hd, vbuf), o);
+                            }
                         }
                     }
                 }
+                i += k;
             }
         });
     }
     Ok(())
+}
+
+/// [`attention`]'s scratch per thread, in f32: the scores of `DOT_COLS_MAX` heads
+/// (`capacity` each), then one converted key row (`capacity`) and one converted value row
+/// (`head_dim`), the conversions used only by an f16 cache.
+fn attention_scratch(capacity: usize, head_dim: usize) -> usize {
+    (DOT_COLS_MAX + 1) * capacity + head_dim
+}
+
+/// `s <- softmax(s · scale)`, in the reference's order: scale and max, then `exp(s - max)`
+/// and its sum in index order, then the division.
+fn softmax_scaled(s: &mut [f32], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for v in s.iter_mut() {
+        *v *= scale;
+        max = max.max(*v);
+    }
+    let mut sum = 0f32;
+    for v in s.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in s.iter_mut() {
+        *v /= sum;
+    }
 }
 
 /// Tokens per block of [`attention`]'s split across threads.

@@ -337,58 +337,86 @@ impl WithSimd for AxpyF32<'_> {
     }
 }
 
-fn v3_dot_cols_f32(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
-    super::check_dot_cols(x, m, stride, out.len());
+fn v3_dot_cols_f32(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
+    super::check_dot_cols(xs, m, stride, outs);
     match pulp::x86::V3::try_new() {
-        Some(simd) => Simd::vectorize(simd, DotColsF32 { x, m, stride, out }),
-        None => super::scalar::dot_cols_f32(x, m, stride, out),
+        // 16 registers: at most 8 accumulators.
+        Some(simd) => match xs.len() {
+            1 => Simd::vectorize(simd, DotColsF32::<1, 4>::new(xs, m, stride, outs)),
+            2 => Simd::vectorize(simd, DotColsF32::<2, 4>::new(xs, m, stride, outs)),
+            3 => Simd::vectorize(simd, DotColsF32::<3, 2>::new(xs, m, stride, outs)),
+            _ => Simd::vectorize(simd, DotColsF32::<4, 2>::new(xs, m, stride, outs)),
+        },
+        None => super::scalar::dot_cols_f32(xs, m, stride, outs),
     }
 }
 
-fn v4_dot_cols_f32(x: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
-    super::check_dot_cols(x, m, stride, out.len());
+fn v4_dot_cols_f32(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
+    super::check_dot_cols(xs, m, stride, outs);
     match pulp::x86::V4::try_new() {
-        Some(simd) => Simd::vectorize(simd, DotColsF32 { x, m, stride, out }),
-        None => v3_dot_cols_f32(x, m, stride, out),
+        // 32 registers: up to 16 accumulators.
+        Some(simd) => match xs.len() {
+            1 => Simd::vectorize(simd, DotColsF32::<1, 4>::new(xs, m, stride, outs)),
+            2 => Simd::vectorize(simd, DotColsF32::<2, 4>::new(xs, m, stride, outs)),
+            3 => Simd::vectorize(simd, DotColsF32::<3, 4>::new(xs, m, stride, outs)),
+            _ => Simd::vectorize(simd, DotColsF32::<4, 4>::new(xs, m, stride, outs)),
+        },
+        None => v3_dot_cols_f32(xs, m, stride, outs),
     }
 }
 
-/// `out_j = Σ_i x_i · m[i·stride + j]` written once over `pulp::Simd`: up to
-/// [`DOT_COLS_BLOCK`] vectors of columns at a time, each vector's sums kept in a register over
-/// all `i` (a multiply, then an add: the rounding of the plain loop). The vectors of a block
-/// are independent chains, so the adds overlap instead of waiting on one another; the last
-/// partial vector of columns is read and written through a lane mask.
-struct DotColsF32<'a> {
-    x: &'a [f32],
+/// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]` for `K` vectors written once over
+/// `pulp::Simd`: `B` vectors of columns at a time, loaded once per `i` for all `K` vectors,
+/// each of the `K × B` sums kept in a register over all `i` (a multiply, then an add: the
+/// rounding of the plain loop). The sums are independent chains, so the adds overlap
+/// instead of waiting on one another; the last partial vector of columns is read and written
+/// through a lane mask. The caller checked the shapes ([`super::check_dot_cols`]).
+struct DotColsF32<'a, 'b, const K: usize, const B: usize> {
+    xs: [&'a [f32]; K],
     m: &'a [f32],
     stride: usize,
-    out: &'a mut [f32],
+    outs: &'a mut [&'b mut [f32]],
 }
 
-/// Column vectors per block of [`DotColsF32`] (one accumulator register each).
-const DOT_COLS_BLOCK: usize = 4;
+impl<'a, 'b, const K: usize, const B: usize> DotColsF32<'a, 'b, K, B> {
+    /// `xs.len() == outs.len() == K` (checked by the caller).
+    fn new(xs: &[&'a [f32]], m: &'a [f32], stride: usize, outs: &'a mut [&'b mut [f32]]) -> Self {
+        DotColsF32 {
+            xs: core::array::from_fn(|h| xs[h]),
+            m,
+            stride,
+            outs,
+        }
+    }
+}
 
-impl WithSimd for DotColsF32<'_> {
+impl<const K: usize, const B: usize> WithSimd for DotColsF32<'_, '_, K, B> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let (n, lanes) = (self.out.len(), S::F32_LANES);
-        let (x, m, stride) = (self.x, self.m, self.stride);
+        let (m, stride, outs) = (self.m, self.stride, self.outs);
+        let (len, n, lanes) = (self.xs[0].len(), outs[0].len(), S::F32_LANES);
+        // Sliced to `len` so that `x[i]` below needs no bounds check.
+        let xs: [&[f32]; K] = core::array::from_fn(|h| &self.xs[h][..len]);
         // Whole blocks of full vectors: plain loads.
-        let whole = n / (DOT_COLS_BLOCK * lanes) * DOT_COLS_BLOCK * lanes;
-        for j0 in (0..whole).step_by(DOT_COLS_BLOCK * lanes) {
-            let mut acc = [simd.splat_f32s(0.0); DOT_COLS_BLOCK];
-            for (i, &xi) in x.iter().enumerate() {
-                let xs = simd.splat_f32s(xi);
+        let whole = n / (B * lanes) * B * lanes;
+        for j0 in (0..whole).step_by(B * lanes) {
+            let mut acc = [[simd.splat_f32s(0.0); B]; K];
+            for i in 0..len {
                 let at = i * stride + j0;
-                let (v, _) = S::as_simd_f32s(&m[at..at + DOT_COLS_BLOCK * lanes]);
-                for (a, &v) in acc.iter_mut().zip(v) {
-                    *a = simd.add_f32s(*a, simd.mul_f32s(xs, v));
+                let (v, _) = S::as_simd_f32s(&m[at..at + B * lanes]);
+                for (ah, x) in acc.iter_mut().zip(xs) {
+                    let xs = simd.splat_f32s(x[i]);
+                    for (a, &v) in ah.iter_mut().zip(v) {
+                        *a = simd.add_f32s(*a, simd.mul_f32s(xs, v));
+                    }
                 }
             }
-            let (o, _) = S::as_mut_simd_f32s(&mut self.out[j0..j0 + DOT_COLS_BLOCK * lanes]);
-            o.copy_from_slice(&acc);
+            for (ah, out) in acc.iter().zip(outs.iter_mut()) {
+                let (o, _) = S::as_mut_simd_f32s(&mut out[j0..j0 + B * lanes]);
+                o.copy_from_slice(ah);
+            }
         }
         // The rest (fewer than a block's columns), in whole vectors: the lanes past `n` read
         // what follows in `m` (the stride's padding or the next row), computed and dropped.
@@ -399,28 +427,38 @@ impl WithSimd for DotColsF32<'_> {
             let nv = rest.div_ceil(lanes);
             let span = nv * lanes;
             let plain = match m.len().checked_sub(whole + span) {
-                Some(room) if stride > 0 => (room / stride + 1).min(x.len()),
-                Some(_) => x.len(),
+                Some(room) if stride > 0 => (room / stride + 1).min(len),
+                Some(_) => len,
                 None => 0,
             };
-            let mut acc = [simd.splat_f32s(0.0); DOT_COLS_BLOCK];
-            for (i, &xi) in x[..plain].iter().enumerate() {
-                let xs = simd.splat_f32s(xi);
+            let mut acc = [[simd.splat_f32s(0.0); B]; K];
+            for i in 0..plain {
                 let at = i * stride + whole;
                 let (v, _) = S::as_simd_f32s(&m[at..at + span]);
-                for (a, &v) in acc.iter_mut().zip(v) {
-                    *a = simd.add_f32s(*a, simd.mul_f32s(xs, v));
+                for (ah, x) in acc.iter_mut().zip(xs) {
+                    let xs = simd.splat_f32s(x[i]);
+                    for (a, &v) in ah.iter_mut().zip(v) {
+                        *a = simd.add_f32s(*a, simd.mul_f32s(xs, v));
+                    }
                 }
             }
-            for (i, &xi) in x.iter().enumerate().skip(plain) {
-                let xs = simd.splat_f32s(xi);
+            for i in plain..len {
                 let row = &m[i * stride + whole..i * stride + n];
-                for (a, cols) in acc[..nv].iter_mut().zip(row.chunks(lanes)) {
-                    *a = simd.add_f32s(*a, simd.mul_f32s(xs, simd.partial_load_f32s(cols)));
+                let mut v = [simd.splat_f32s(0.0); B];
+                for (v, cols) in v.iter_mut().zip(row.chunks(lanes)) {
+                    *v = simd.partial_load_f32s(cols);
+                }
+                for (ah, x) in acc.iter_mut().zip(xs) {
+                    let xs = simd.splat_f32s(x[i]);
+                    for (a, &v) in ah[..nv].iter_mut().zip(&v) {
+                        *a = simd.add_f32s(*a, simd.mul_f32s(xs, v));
+                    }
                 }
             }
-            for (a, o) in acc.iter().zip(self.out[whole..].chunks_mut(lanes)) {
-                simd.partial_store_f32s(o, *a);
+            for (ah, out) in acc.iter().zip(outs.iter_mut()) {
+                for (a, o) in ah.iter().zip(out[whole..].chunks_mut(lanes)) {
+                    simd.partial_store_f32s(o, *a);
+                }
             }
         }
     }
