@@ -16,7 +16,7 @@ use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
 use super::error::{ModelError, Result};
-use super::kv_cache::{KvCache, KvLayer, KvType, Rows};
+use super::kv_cache::{KvCache, KvLayer, KvType};
 use super::weights::{Projection, Weights};
 
 /// How activations enter the ternary projections.
@@ -110,9 +110,8 @@ struct Scratch {
     /// RoPE tables `[ubatch, head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
-    /// Attention scratch per thread `[threads][attention_scratch(capacity, head_dim)]`: the
-    /// scores of a group of query heads and, for an f16 cache, one converted key row and
-    /// value row.
+    /// Attention scratch per thread `[threads][attention_scratch(..)]`: the scores of a
+    /// group of query heads and, for an f16 cache, one KV head's keys or values in f32.
     scores: Vec<f32>,
     /// Final-normed last position `[hidden]`.
     last: Vec<f32>,
@@ -340,7 +339,7 @@ impl<'a> Model<'a> {
                 // One attention scratch per thread.
                 scores: vec![
                     0.0;
-                    attention_scratch(capacity, c.head_dim)
+                    attention_scratch(capacity, c.head_dim, self.kv_type)
                         * bitnet_kernels::exec::default_threads().max(self.exec.threads())
                 ],
                 last: vec![0.0; c.hidden],
@@ -873,17 +872,16 @@ fn attention(
     out: &mut [f32],
     exec: &Exec,
 ) -> bitnet_kernels::Result<()> {
-    // The sums run through the ISA's unfused kernels, which give the reference's bits:
-    // `dot_cols` over an f32 cache (one call per run of a token's query heads that share a
-    // key/value head, which reads that head's keys and values once for all of them),
-    // row-wise axpy over rows converted from an f16 cache.
-    let axpy = exec.axpy_f32()?;
+    // The sums run through the ISA's unfused `dot_cols`, which gives the reference's bits:
+    // one call per run of a token's query heads that share a key/value head, reading that
+    // head's keys (and then its values) once for all of them, in place from an f32 cache or
+    // converted into the thread's scratch from an f16 one.
     let dot_cols = exec.dot_cols_f32()?;
     let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
     let cap = cache.capacity;
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
     // Items are (token, head) output slices; threads take contiguous runs of them.
-    let scratch = attention_scratch(cap, hd);
+    let scratch = attention_scratch(cap, hd, cache.keys_t.ty());
     // A causal token's work grows with its position: over a whole prompt the second half
     // of the items would carry about three times the first. Blocks of ATTENTION_TOKENS
     // tokens, each split across the threads, keep the halves within a few percent (every
@@ -897,8 +895,7 @@ fn attention(
         // as `F32_MAC_WEIGHT` int8 products each, the unit of the pool's split threshold.
         let work = F32_MAC_WEIGHT * 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
         exec.for_item_groups(out, hd, scores, scratch, work, |first, outs, buf| {
-            let (sc_rows, rest) = buf.split_at_mut(DOT_COLS_MAX * cap);
-            let (kbuf, vbuf) = rest.split_at_mut(cap);
+            let (sc_rows, conv) = buf.split_at_mut(DOT_COLS_MAX * cap);
             let items = outs.len() / hd;
             let mut i = 0;
             while i < items {
@@ -920,44 +917,23 @@ fn attention(
                 let mut scs: [&mut [f32]; DOT_COLS_MAX] =
                     std::array::from_fn(|_| scs.next().unwrap_or_default());
                 let scs = &mut scs[..k];
-                match &cache.keys_t {
-                    Rows::F32(kt) => {
-                        let mut qhs = qs.chunks_exact(hd);
-                        let qhs: [&[f32]; DOT_COLS_MAX] =
-                            std::array::from_fn(|_| qhs.next().unwrap_or_default());
-                        let kt = &kt[koff * cap..(koff + hd) * cap];
-                        dot_cols(&qhs[..k], kt, cap, scs);
-                    }
-                    keys_t => {
-                        for (sc, qh) in scs.iter_mut().zip(qs.chunks_exact(hd)) {
-                            sc.fill(0.0);
-                            for (d, &qd) in qh.iter().enumerate() {
-                                axpy(qd, keys_t.read((koff + d) * cap, n_ctx, kbuf), sc);
-                            }
-                        }
-                    }
-                }
+                // Scores: the transposed keys of the KV head, rows d < hd, columns < n_ctx.
+                let mut qhs = qs.chunks_exact(hd);
+                let qhs: [&[f32]; DOT_COLS_MAX] =
+                    std::array::from_fn(|_| qhs.next().unwrap_or_default());
+                let (kt, stride) = cache.keys_t.read_rows((koff * cap, n_ctx, hd, cap), conv);
+                dot_cols(&qhs[..k], kt, stride, scs);
                 for sc in scs.iter_mut() {
                     softmax_scaled(sc, scale);
                 }
-                match &cache.values {
-                    Rows::F32(v) => {
-                        let ps: [&[f32]; DOT_COLS_MAX] =
-                            std::array::from_fn(|h| scs.get(h).map_or(&[][..], |s| &s[..]));
-                        let mut o = os.chunks_exact_mut(hd);
-                        let mut o: [&mut [f32]; DOT_COLS_MAX] =
-                            std::array::from_fn(|_| o.next().unwrap_or_default());
-                        dot_cols(&ps[..k], &v[koff..], kv_dim, &mut o[..k]);
-                    }
-                    values => {
-                        for (o, sc) in os.chunks_exact_mut(hd).zip(scs.iter()) {
-                            o.fill(0.0);
-                            for (j, &p) in sc.iter().enumerate() {
-                                axpy(p, values.read(j * kv_dim + koff, hd, vbuf), o);
-                            }
-                        }
-                    }
-                }
+                // Weighted sums: the values of the KV head, rows j < n_ctx, columns < hd.
+                let ps: [&[f32]; DOT_COLS_MAX] =
+                    std::array::from_fn(|h| scs.get(h).map_or(&[][..], |s| &s[..]));
+                let mut o = os.chunks_exact_mut(hd);
+                let mut o: [&mut [f32]; DOT_COLS_MAX] =
+                    std::array::from_fn(|_| o.next().unwrap_or_default());
+                let (v, stride) = cache.values.read_rows((koff, hd, n_ctx, kv_dim), conv);
+                dot_cols(&ps[..k], v, stride, &mut o[..k]);
                 i += k;
             }
         });
@@ -966,10 +942,14 @@ fn attention(
 }
 
 /// [`attention`]'s scratch per thread, in f32: the scores of `DOT_COLS_MAX` heads
-/// (`capacity` each), then one converted key row (`capacity`) and one converted value row
-/// (`head_dim`), the conversions used only by an f16 cache.
-fn attention_scratch(capacity: usize, head_dim: usize) -> usize {
-    (DOT_COLS_MAX + 1) * capacity + head_dim
+/// (`capacity` each), then for an f16 cache one KV head's keys or values converted to f32
+/// (`head_dim × capacity`).
+fn attention_scratch(capacity: usize, head_dim: usize, kv: KvType) -> usize {
+    DOT_COLS_MAX * capacity
+        + match kv {
+            KvType::F32 => 0,
+            KvType::F16 => head_dim * capacity,
+        }
 }
 
 /// `s <- softmax(s · scale)`, in the reference's order: scale and max, then `exp(s - max)`

@@ -93,6 +93,14 @@ pub enum Rows<'c> {
 }
 
 impl Rows<'_> {
+    /// The element type.
+    pub fn ty(&self) -> KvType {
+        match self {
+            Rows::F32(_) => KvType::F32,
+            Rows::F16(_) => KvType::F16,
+        }
+    }
+
     fn set(&mut self, i: usize, x: f32) {
         match self {
             Rows::F32(v) => v[i] = x,
@@ -107,14 +115,24 @@ impl Rows<'_> {
         }
     }
 
-    /// Elements `at..at + n` as f32: borrowed when stored as f32, else converted into `buf`
-    /// (at least `n` long).
-    pub fn read<'s>(&'s self, at: usize, n: usize, buf: &'s mut [f32]) -> &'s [f32] {
+    /// A matrix of `rows` rows of `n` elements, row `r` at `at + r * stride`, as f32 with its
+    /// row stride: borrowed (stride `stride`) when stored as f32, else converted into `buf`
+    /// (at least `rows * n` long) with stride `n`. The conversion is exact.
+    pub fn read_rows<'s>(
+        &'s self,
+        (at, n, rows, stride): (usize, usize, usize, usize),
+        buf: &'s mut [f32],
+    ) -> (&'s [f32], usize) {
+        if rows == 0 || n == 0 {
+            return (&[], stride);
+        }
         match self {
-            Rows::F32(v) => &v[at..at + n],
+            Rows::F32(v) => (&v[at..at + (rows - 1) * stride + n], stride),
             Rows::F16(v) => {
-                v[at..at + n].convert_to_f32_slice(&mut buf[..n]);
-                &buf[..n]
+                for (r, out) in buf[..rows * n].chunks_exact_mut(n).enumerate() {
+                    v[at + r * stride..][..n].convert_to_f32_slice(out);
+                }
+                (&buf[..rows * n], n)
             }
         }
     }
@@ -261,8 +279,17 @@ mod tests {
             assert!(c.key(0, 3).iter().all(|&x| x == 0.0));
             // Transposed: key element (head 1, d 2) of position 4 sits at row 5, column 4.
             let l = c.layer_mut(1);
-            let mut buf = vec![0f32; cap];
-            assert_eq!(l.keys_t.read(5 * cap, cap, &mut buf)[4], k[kv_dim + 5]);
+            let mut buf = vec![0f32; 2 * cap];
+            let (m, stride) = l.keys_t.read_rows((5 * cap, cap, 1, cap), &mut buf);
+            assert_eq!(m[4], k[kv_dim + 5]);
+            assert_eq!(stride, cap);
+            // Values of head 1 (elements 3..6) at positions 3 and 4, as a two-row matrix.
+            let (m, stride) = l
+                .values
+                .read_rows((3 * kv_dim + 3, hd, 2, kv_dim), &mut buf);
+            for (r, j) in (0..2).flat_map(|r| (0..hd).map(move |j| (r, j))) {
+                assert_eq!(m[r * stride + j], v[r * kv_dim + 3 + j], "{ty:?} {r} {j}");
+            }
             assert_eq!(c.bytes(), 2 * layers * cap * kv_dim * ty.size());
         }
     }
