@@ -104,7 +104,8 @@ impl Exec {
 
     /// This ISA's `y_i = y_i + a · x_i` over `min(len)` elements, each product and sum
     /// rounded to f32 (never fused): the bits of the plain loop on every ISA. For callers'
-    /// own f32 loops (e.g. attention) that must match a sequential reference.
+    /// own f32 loops that must match a sequential reference (attention itself now goes
+    /// through [`Exec::dot_cols_f32`], which keeps its sums in registers).
     pub fn axpy_f32(&self) -> Result<AxpyF32> {
         Ok(self.kernels()?.axpy_f32)
     }
