@@ -16,7 +16,7 @@ use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
 use super::error::{ModelError, Result};
-use super::kv_cache::{KvCache, KvLayer, KvType};
+use super::kv_cache::{KV_TILE, KvCache, KvLayer, KvType};
 use super::weights::{Projection, Weights};
 
 /// How activations enter the ternary projections.
@@ -877,11 +877,11 @@ fn attention(
     // head's keys (and then its values) once for all of them, in place from an f32 cache or
     // converted into the thread's scratch from an f16 one.
     let dot_cols = exec.dot_cols_f32()?;
-    let (hd, q_dim, kv_dim, group) = (c.head_dim, c.q_dim(), c.kv_dim(), c.gqa_group());
-    let cap = cache.capacity;
+    let (hd, q_dim, group) = (c.head_dim, c.q_dim(), c.gqa_group());
+    let cap = cache.capacity();
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
     // Items are (token, head) output slices; threads take contiguous runs of them.
-    let scratch = attention_scratch(cap, hd, cache.keys_t.ty());
+    let scratch = attention_scratch(cap, hd, cache.ty());
     // A causal token's work grows with its position: over a whole prompt the second half
     // of the items would carry about three times the first. Blocks of ATTENTION_TOKENS
     // tokens, each split across the threads, keep the halves within a few percent (every
@@ -911,29 +911,37 @@ fn attention(
                     + 1;
                 let n_ctx = pos0 + t + 1;
                 let qs = &q[t * q_dim + head * hd..][..k * hd];
-                let koff = kv_head * hd;
                 let os = &mut outs[i * hd..(i + k) * hd];
                 let mut scs = sc_rows.chunks_exact_mut(cap).map(|s| &mut s[..n_ctx]);
                 let mut scs: [&mut [f32]; DOT_COLS_MAX] =
                     std::array::from_fn(|_| scs.next().unwrap_or_default());
                 let scs = &mut scs[..k];
-                // Scores: the transposed keys of the KV head, rows d < hd, columns < n_ctx.
+                // Scores, one key tile (KV_TILE positions) at a time.
                 let mut qhs = qs.chunks_exact(hd);
                 let qhs: [&[f32]; DOT_COLS_MAX] =
                     std::array::from_fn(|_| qhs.next().unwrap_or_default());
-                let (kt, stride) = cache.keys_t.read_rows((koff * cap, n_ctx, hd, cap), conv);
-                dot_cols(&qhs[..k], kt, stride, scs);
+                for tile in 0..n_ctx.div_ceil(KV_TILE) {
+                    let cols = tile * KV_TILE..(tile * KV_TILE + KV_TILE).min(n_ctx);
+                    let (kt, stride) = cache.key_tile(kv_head, tile, conv);
+                    let mut o = scs.iter_mut().map(|s| &mut s[cols.clone()]);
+                    let mut o: [&mut [f32]; DOT_COLS_MAX] =
+                        std::array::from_fn(|_| o.next().unwrap_or_default());
+                    dot_cols(&qhs[..k], kt, stride, &mut o[..k]);
+                }
                 for sc in scs.iter_mut() {
                     softmax_scaled(sc, scale);
                 }
-                // Weighted sums: the values of the KV head, rows j < n_ctx, columns < hd.
+                // Weighted sums, one value slab (KV_TILE dimensions) at a time.
                 let ps: [&[f32]; DOT_COLS_MAX] =
                     std::array::from_fn(|h| scs.get(h).map_or(&[][..], |s| &s[..]));
-                let mut o = os.chunks_exact_mut(hd);
-                let mut o: [&mut [f32]; DOT_COLS_MAX] =
-                    std::array::from_fn(|_| o.next().unwrap_or_default());
-                let (v, stride) = cache.values.read_rows((koff, hd, n_ctx, kv_dim), conv);
-                dot_cols(&ps[..k], v, stride, &mut o[..k]);
+                for slab in 0..hd.div_ceil(KV_TILE) {
+                    let dims = slab * KV_TILE..(slab * KV_TILE + KV_TILE).min(hd);
+                    let (v, stride) = cache.value_slab(kv_head, slab, n_ctx, conv);
+                    let mut o = os.chunks_exact_mut(hd).map(|o| &mut o[dims.clone()]);
+                    let mut o: [&mut [f32]; DOT_COLS_MAX] =
+                        std::array::from_fn(|_| o.next().unwrap_or_default());
+                    dot_cols(&ps[..k], v, stride, &mut o[..k]);
+                }
                 i += k;
             }
         });
@@ -942,13 +950,13 @@ fn attention(
 }
 
 /// [`attention`]'s scratch per thread, in f32: the scores of `DOT_COLS_MAX` heads
-/// (`capacity` each), then for an f16 cache one KV head's keys or values converted to f32
-/// (`head_dim × capacity`).
+/// (`capacity` each), then for an f16 cache a key tile (`head_dim × KV_TILE`) or a value
+/// slab (`capacity × KV_TILE` at most) converted to f32.
 fn attention_scratch(capacity: usize, head_dim: usize, kv: KvType) -> usize {
     DOT_COLS_MAX * capacity
         + match kv {
             KvType::F32 => 0,
-            KvType::F16 => head_dim * capacity,
+            KvType::F16 => (head_dim * KV_TILE).max(head_dim.min(KV_TILE) * capacity),
         }
 }
 
