@@ -111,7 +111,7 @@ struct Scratch {
     cos: Vec<f32>,
     sin: Vec<f32>,
     /// Attention scratch per thread `[threads][attention_scratch(..)]`: the scores of a
-    /// group of query heads and, for an f16 cache, one KV head's keys or values in f32.
+    /// group of query heads and, for an f16 cache, a key tile or value slab in f32.
     scores: Vec<f32>,
     /// Final-normed last position `[hidden]`.
     last: Vec<f32>,
