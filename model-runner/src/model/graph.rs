@@ -960,23 +960,38 @@ fn attention_scratch(capacity: usize, head_dim: usize, kv: KvType) -> usize {
         }
 }
 
-/// `s <- softmax(s · scale)`, in the reference's order: scale and max, then `exp(s - max)`
-/// and its sum in index order, then the division.
+/// `s <- softmax(s · scale)` with the reference's bits: scale and max, then `exp(s - max)`,
+/// its sum in index order, then the division.
+///
+/// The max runs in [`SOFTMAX_LANES`] lanes (vectorizable; a max ignores NaN and is the same
+/// value in any order, up to the sign of a zero, which `s - max` then absorbs: `exp(±0)` is
+/// 1 either way), and the exponentials are taken before the sum, so that the libm calls do
+/// not hold the sum's dependency chain.
 fn softmax_scaled(s: &mut [f32], scale: f32) {
-    let mut max = f32::NEG_INFINITY;
-    for v in s.iter_mut() {
-        *v *= scale;
-        max = max.max(*v);
+    let mut lanes = [f32::NEG_INFINITY; SOFTMAX_LANES];
+    let mut chunks = s.chunks_exact_mut(SOFTMAX_LANES);
+    for c in &mut chunks {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            *v *= scale;
+            *m = m.max(*v);
+        }
     }
-    let mut sum = 0f32;
+    for (m, v) in lanes.iter_mut().zip(chunks.into_remainder()) {
+        *v *= scale;
+        *m = m.max(*v);
+    }
+    let max = lanes.into_iter().fold(f32::NEG_INFINITY, f32::max);
     for v in s.iter_mut() {
         *v = (*v - max).exp();
-        sum += *v;
     }
+    let sum = s.iter().fold(0f32, |acc, &v| acc + v);
     for v in s.iter_mut() {
         *v /= sum;
     }
 }
+
+/// Lanes of [`softmax_scaled`]'s max.
+const SOFTMAX_LANES: usize = 16;
 
 /// Tokens per block of [`attention`]'s split across threads.
 const ATTENTION_TOKENS: usize = 16;
