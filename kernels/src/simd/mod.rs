@@ -70,11 +70,11 @@ pub(crate) struct KernelTable {
     /// `y_i = y_i + a · x_i` over `min(len)` elements, the product and the sum each rounded
     /// to f32 (never fused), so every ISA gives the bits of the plain loop.
     pub axpy_f32: fn(a: f32, x: &[f32], y: &mut [f32]),
-    /// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]` for every `h < xs.len()` (1 to
-    /// [`crate::exec::DOT_COLS_MAX`] vectors of one length, as many outputs of one length, all over the
-    /// same matrix, which is read once for all of them) and `j < outs[h].len()`. Each sum
-    /// starts at `+0.0` and adds the rounded products in `i` order (never fused): the bits of
-    /// the plain loop `out.fill(0); for i { for j { out[j] += x[i] * m[i*stride + j] } }`
+    /// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]` for every `h < xs.len()` and
+    /// `j < outs[h].len()`: 1 to [`crate::exec::DOT_COLS_MAX`] vectors of one length and as
+    /// many outputs of one length, over one matrix that is read once for all of them. Each
+    /// sum starts at `+0.0` and adds the rounded products in `i` order (never fused): the
+    /// bits of the plain loop `out.fill(0); for i { for j { out[j] += x[i] * m[i*stride + j] } }`
     /// run for each `h`.
     pub dot_cols_f32: crate::exec::DotColsF32,
 }

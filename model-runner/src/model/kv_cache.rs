@@ -13,8 +13,10 @@
 //!   slab front to back.
 //!
 //! Plain transposed keys `[head_dim][capacity]` had a long cache's score sums hop a page per
-//! row, and position-major values read one head's 512 bytes out of every 2.5 KiB: decoding at
-//! 1024 positions read them at 5–9 GB/s instead of 12–19.
+//! row, and position-major values read one head's 512 bytes out of every 2.5 KiB: cold, they
+//! read at 5–9 GB/s on one thread. With the tiles (and the query heads of a KV head summed
+//! together), decode after 1024 positions went from 15.1 to 20.6 tok/s on 2 threads (see
+//! `docs/performance.md`).
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -94,7 +96,7 @@ impl Store {
 
 /// A mutable run of cache elements in the cache's type.
 #[derive(Debug)]
-pub enum Rows<'c> {
+enum Rows<'c> {
     /// f32 elements.
     F32(&'c mut [f32]),
     /// f16 elements.
@@ -103,7 +105,7 @@ pub enum Rows<'c> {
 
 impl Rows<'_> {
     /// The element type.
-    pub fn ty(&self) -> KvType {
+    fn ty(&self) -> KvType {
         match self {
             Rows::F32(_) => KvType::F32,
             Rows::F16(_) => KvType::F16,
@@ -127,7 +129,7 @@ impl Rows<'_> {
     /// A matrix of `rows` rows of `n` elements, row `r` at `at + r * stride`, as f32 with its
     /// row stride: borrowed (stride `stride`) when stored as f32, else converted into `buf`
     /// (at least `rows * n` long) with stride `n`. The conversion is exact.
-    pub fn read_rows<'s>(
+    fn read_rows<'s>(
         &'s self,
         (at, n, rows, stride): (usize, usize, usize, usize),
         buf: &'s mut [f32],
