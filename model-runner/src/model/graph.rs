@@ -912,34 +912,25 @@ fn attention(
                 let n_ctx = pos0 + t + 1;
                 let qs = &q[t * q_dim + head * hd..][..k * hd];
                 let os = &mut outs[i * hd..(i + k) * hd];
-                let mut scs = sc_rows.chunks_exact_mut(cap).map(|s| &mut s[..n_ctx]);
-                let mut scs: [&mut [f32]; DOT_COLS_MAX] =
-                    std::array::from_fn(|_| scs.next().unwrap_or_default());
+                let mut scs = up_to_group(sc_rows.chunks_exact_mut(cap).map(|s| &mut s[..n_ctx]));
                 let scs = &mut scs[..k];
                 // Scores, one key tile (KV_TILE positions) at a time.
-                let mut qhs = qs.chunks_exact(hd);
-                let qhs: [&[f32]; DOT_COLS_MAX] =
-                    std::array::from_fn(|_| qhs.next().unwrap_or_default());
+                let qhs = up_to_group(qs.chunks_exact(hd));
                 for tile in 0..n_ctx.div_ceil(KV_TILE) {
                     let cols = tile * KV_TILE..(tile * KV_TILE + KV_TILE).min(n_ctx);
                     let (kt, stride) = cache.key_tile(kv_head, tile, conv);
-                    let mut o = scs.iter_mut().map(|s| &mut s[cols.clone()]);
-                    let mut o: [&mut [f32]; DOT_COLS_MAX] =
-                        std::array::from_fn(|_| o.next().unwrap_or_default());
+                    let mut o = up_to_group(scs.iter_mut().map(|s| &mut s[cols.clone()]));
                     dot_cols(&qhs[..k], kt, stride, &mut o[..k]);
                 }
                 for sc in scs.iter_mut() {
                     softmax_scaled(sc, scale);
                 }
                 // Weighted sums, one value slab (KV_TILE dimensions) at a time.
-                let ps: [&[f32]; DOT_COLS_MAX] =
-                    std::array::from_fn(|h| scs.get(h).map_or(&[][..], |s| &s[..]));
+                let ps = up_to_group(scs.iter().map(|s| &s[..]));
                 for slab in 0..hd.div_ceil(KV_TILE) {
                     let dims = slab * KV_TILE..(slab * KV_TILE + KV_TILE).min(hd);
                     let (v, stride) = cache.value_slab(kv_head, slab, n_ctx, conv);
-                    let mut o = os.chunks_exact_mut(hd).map(|o| &mut o[dims.clone()]);
-                    let mut o: [&mut [f32]; DOT_COLS_MAX] =
-                        std::array::from_fn(|_| o.next().unwrap_or_default());
+                    let mut o = up_to_group(os.chunks_exact_mut(hd).map(|o| &mut o[dims.clone()]));
                     dot_cols(&ps[..k], v, stride, &mut o[..k]);
                 }
                 i += k;
@@ -947,6 +938,12 @@ fn attention(
         });
     }
     Ok(())
+}
+
+/// The first `DOT_COLS_MAX` items of `it` (empty slices after its end), as the array of
+/// per-head slices a `dot_cols` call takes a prefix of.
+fn up_to_group<T: Default>(mut it: impl Iterator<Item = T>) -> [T; DOT_COLS_MAX] {
+    std::array::from_fn(|_| it.next().unwrap_or_default())
 }
 
 /// [`attention`]'s scratch per thread, in f32: the scores of `DOT_COLS_MAX` heads
