@@ -12,10 +12,26 @@ fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors")
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bitnet-cli-kernel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A test's own scratch directory, removed with everything in it when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("bitnet-cli-kernel-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn ok(cmd: &mut Command) {
@@ -68,12 +84,13 @@ const I2S: [I2sCase; 3] = [
 
 #[test]
 fn i2s_verbs_reproduce_bitnet_cpp() {
+    let scratch = Scratch::new("i2s-verbs");
     let v = vectors().join("i2s");
     for c in I2S {
         let f = |ext: &str| v.join(format!("{}.{ext}", c.name));
         let (rows, cols) = (c.rows.to_string(), c.cols.to_string());
         let shape = ["--format", "i2s", "--rows", &rows, "--cols", &cols];
-        let packed = tmp(&format!("{}.packed", c.name));
+        let packed = scratch.file(&format!("{}.packed", c.name));
         ok(bitnet()
             .args(["kernel", "pack"])
             .args(shape)
@@ -87,7 +104,7 @@ fn i2s_verbs_reproduce_bitnet_cpp() {
             "{}",
             c.name
         );
-        let unpacked = tmp(&format!("{}.w", c.name));
+        let unpacked = scratch.file(&format!("{}.w", c.name));
         ok(bitnet()
             .args(["kernel", "unpack"])
             .args(shape)
@@ -102,7 +119,7 @@ fn i2s_verbs_reproduce_bitnet_cpp() {
             c.name
         );
         for isa in ["scalar", "auto"] {
-            let y = tmp(&format!("{}.{isa}.y", c.name));
+            let y = scratch.file(&format!("{}.{isa}.y", c.name));
             ok(bitnet()
                 .args(["kernel", "gemv"])
                 .args(shape)
@@ -125,6 +142,7 @@ fn i2s_verbs_reproduce_bitnet_cpp() {
 
 #[test]
 fn tq_verbs_reproduce_gguf_py() {
+    let scratch = Scratch::new("tq-verbs");
     let v = vectors().join("tq");
     for (fmt, name, rows, cols) in [
         ("tq2_0", "tq2_0_ties_3x768_s7", 3, 768),
@@ -135,7 +153,7 @@ fn tq_verbs_reproduce_gguf_py() {
         let f = |ext: &str| v.join(format!("{name}.{ext}"));
         let (rows, cols) = (rows.to_string(), cols.to_string());
         let shape = ["--format", fmt, "--rows", &rows, "--cols", &cols];
-        let packed = tmp(&format!("{name}.packed"));
+        let packed = scratch.file(&format!("{name}.packed"));
         ok(bitnet()
             .args(["kernel", "pack"])
             .args(shape)
@@ -148,7 +166,7 @@ fn tq_verbs_reproduce_gguf_py() {
             std::fs::read(f("packed.bin")).unwrap(),
             "{name}"
         );
-        let w = tmp(&format!("{name}.w"));
+        let w = scratch.file(&format!("{name}.w"));
         ok(bitnet()
             .args(["kernel", "unpack"])
             .args(shape)
@@ -166,10 +184,11 @@ fn tq_verbs_reproduce_gguf_py() {
 
 #[test]
 fn bad_input_is_one_line_exit_2_and_no_output() {
+    let scratch = Scratch::new("bad-input");
     let v = vectors().join("i2s");
     let packed = v.join("i2s_16x512_m1_d0_s7.packed.bin");
     let x = v.join("i2s_16x512_m1_d0_s7.x.f32");
-    let out = tmp("never.f32");
+    let out = scratch.file("never.f32");
     let gemv = |format: &str, rows: &str, cols: &str| {
         let mut c = bitnet();
         c.args([
@@ -233,7 +252,7 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
         &out,
         "needs 768 f32",
     );
-    let dir_out = tmp("no-such-dir").join("y.f32");
+    let dir_out = scratch.file("no-such-dir").join("y.f32");
     fails(
         bitnet()
             .args([
