@@ -343,13 +343,20 @@ fn run_kernels(a: KernelArgs) -> CliResult {
     }
     let mut r = Receipt::new("kernels");
     let mut progress = Progress::new(cases.len(), !a.quiet);
-    let roof = probe(&cfg.threads, a.quick, &mut progress);
-    let figs = kernels::run(&cfg, &roof, &mut progress)?;
+    let mut roof = probe(&cfg.threads, a.quick, &mut progress);
+    let mut figs = kernels::run(&cfg, &roof, &mut progress)?;
+    // The machine's bandwidth moves while the kernels run: probe again and set every figure
+    // against the best of both probes, so that a quiet moment the kernels caught but the
+    // first probe missed is not taken for a figure above the roofline.
+    roof.keep_best(&probe(&cfg.threads, a.quick, &mut progress));
+    for f in &mut figs {
+        receipt::complete_figure(f, &roof);
+    }
     progress.finish();
     r.add_figures(figs);
     r.roofline = Some(roof.clone());
     r.notes.push(format!(
-        "figures are the fastest of repeated calls (median beside); cold = rotation through >= {} MiB of copies; hot = one matrix repeated",
+        "figures are the fastest of repeated calls (median beside); cold = rotation through >= {} MiB of copies; hot = one matrix repeated; roofline = the best of probes before and after the kernels",
         cfg.cold_bytes >> 20
     ));
     r.notes.push(
