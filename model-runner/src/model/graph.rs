@@ -110,6 +110,9 @@ struct Scratch {
     /// RoPE tables `[ubatch, head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// What `cos`/`sin` hold: `(pos0, tokens, head_dim, θ bits)`; every layer of a forward
+    /// pass uses the same tables, so they are computed once, not once per layer.
+    rope_for: Option<(usize, usize, usize, u32)>,
     /// Attention scratch per thread `[threads][attention_scratch(..)]`: the scores of a
     /// group of query heads and, for an f16 cache, a key tile or value slab in f32.
     scores: Vec<f32>,
@@ -336,6 +339,7 @@ impl<'a> Model<'a> {
                 up: vec![0.0; ub * c.ffn],
                 cos: vec![0.0; ub * half],
                 sin: vec![0.0; ub * half],
+                rope_for: None,
                 // One attention scratch per thread.
                 scores: vec![
                     0.0;
@@ -539,17 +543,25 @@ impl<'a> Model<'a> {
             &mut [(&w.wq, &mut *q), (&w.wk, &mut *k), (&w.wv, &mut *v)],
         )?;
         let half = c.head_dim / 2;
-        rope_tables(
-            pos0,
-            tokens,
-            c.head_dim,
-            c.rope_theta,
-            &mut s.cos[..tokens * half],
-            &mut s.sin[..tokens * half],
-        );
+        let rope_for = Some((pos0, tokens, c.head_dim, c.rope_theta.to_bits()));
+        if s.rope_for != rope_for {
+            rope_tables(
+                pos0,
+                tokens,
+                c.head_dim,
+                c.rope_theta,
+                &mut s.cos[..tokens * half],
+                &mut s.sin[..tokens * half],
+            );
+            s.rope_for = rope_for;
+        }
         let (cos, sin) = (&s.cos[..tokens * half], &s.sin[..tokens * half]);
-        rope_neox(q, c.n_head, c.head_dim, cos, sin);
-        rope_neox(k, c.n_head_kv, c.head_dim, cos, sin);
+        let ex = &self.exec;
+        ex.for_paired_items(q, q_dim, k, kv_dim, elementwise(q.len()), |t0, q, k| {
+            let (cos, sin) = (&cos[t0 * half..], &sin[t0 * half..]);
+            rope_neox(q, c.n_head, c.head_dim, cos, sin);
+            rope_neox(k, c.n_head_kv, c.head_dim, cos, sin);
+        });
         rec(|p| &mut p.q, q);
         rec(|p| &mut p.k, k);
         rec(|p| &mut p.v, v);
@@ -579,7 +591,7 @@ impl<'a> Model<'a> {
             &mut [(&w.wo, &mut *proj)],
         )?;
         rec(|p| &mut p.attn_out, proj);
-        add(x, proj);
+        add(x, proj, hd, &self.exec);
         rec(|p| &mut p.x_mid, x);
 
         // Feed-forward.
@@ -600,7 +612,11 @@ impl<'a> Model<'a> {
         )?;
         rec(|p| &mut p.gate, gate);
         rec(|p| &mut p.up, up);
-        ffn_activation(c.arch.ffn_activation(), gate, up);
+        let act = c.arch.ffn_activation();
+        let work = elementwise(gate.len());
+        (self.exec).for_paired_items(gate, ffn, up, ffn, work, |_, g, u| {
+            ffn_activation(act, g, u)
+        });
         rec(|p| &mut p.m, gate);
         let op = "ffn_down";
         let m = self
@@ -615,7 +631,7 @@ impl<'a> Model<'a> {
             &mut [(&w.wdown, &mut *proj)],
         )?;
         rec(|p| &mut p.down, proj);
-        add(x, proj);
+        add(x, proj, hd, &self.exec);
         rec(|p| &mut p.out, x);
         Ok(())
     }
@@ -1010,8 +1026,18 @@ fn ffn_activation(act: FfnActivation, gate: &mut [f32], up: &[f32]) {
     }
 }
 
-fn add(x: &mut [f32], y: &[f32]) {
-    for (a, &b) in x.iter_mut().zip(y) {
-        *a += b;
-    }
+/// `x += y` over token rows of `width`, split across threads for a prompt.
+fn add(x: &mut [f32], y: &mut [f32], width: usize, exec: &Exec) {
+    exec.for_paired_items(x, width, y, width, elementwise(x.len()), |_, x, y| {
+        for (a, &b) in x.iter_mut().zip(&*y) {
+            *a += b;
+        }
+    });
+}
+
+/// The thread pool's work measure (int8 products) of an elementwise pass over `n` floats:
+/// such a pass costs about as much per element as this many products of the VNNI kernels,
+/// so a decode step's passes (one token) stay on one thread and a prompt's are split.
+fn elementwise(n: usize) -> usize {
+    n * 16
 }
