@@ -21,8 +21,11 @@ const PARALLEL_MIN_WEIGHTS: usize = 1 << 20;
 /// (from DRAM or L3), so groups must be long enough for that to hide behind their arithmetic
 /// (32 tokens × a 2560 × 6912 matrix: ~2.5 ms of the VNNI tile for 4.4 MB), and few enough
 /// per thread that a thread slowed down by the machine can leave one to the other. 2B-4T
-/// prefill of 128 tokens on 2 threads: 16 → 106–114 tok/s, 32 → 116–125, 64 → 116–126.
-const TOKEN_CHUNK: usize = 32;
+/// prefill of 128 tokens on 2 threads, before the tile prefetched its next chunk: 16 →
+/// 106–114 tok/s, 32 → 116–125, 64 → 116–126. With that prefetch (warm, alternated medians):
+/// 8 → 156.1, 16 → 163.1–164.3, 32 → 158.0–159.7; on 1 thread 16 and 32 are alike (84.0 vs
+/// 83.7) and 8 loses 2%.
+const TOKEN_CHUNK: usize = 16;
 /// Most runs a call is split into up front; participants beyond take work from the others.
 const MAX_RUNS: usize = 16;
 
