@@ -352,6 +352,7 @@ fn bench_model_targets_judges_every_target() {
         "decode, int8 head, 2 thr",
         "prefill 8 tokens, 2 thr",
         "1 -> 2 threads",
+        "the memory itself: DRAM probe",
         "anonymous memory beyond the KV cache",
     ] {
         assert!(out.contains(target), "{target} missing:\n{out}");

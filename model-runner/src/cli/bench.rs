@@ -818,9 +818,25 @@ fn run_model_targets(a: ModelArgs) -> CliResult {
                     x,
                     "ratio",
                 );
+                // A memory-bound decode cannot scale further than the memory does: give
+                // the same run's 1 -> n ratios of the DRAM probe and of the plain reads.
+                let memory = if get == 0 {
+                    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                        (Some(a), Some(b)) if a > 0.0 => format!("{:.2}x", b / a),
+                        _ => "-".into(),
+                    };
+                    let dram = |t| roof.bandwidth(roofline::Level::Dram, t);
+                    format!(
+                        "; the memory itself: DRAM probe {}, plain reads of the file {}",
+                        ratio(dram(1), dram(n)),
+                        ratio(one.stream_gbps, all.stream_gbps)
+                    )
+                } else {
+                    String::new()
+                };
                 targets.push((
                     format!("{what}: 1 -> {n} threads >= 1.7x"),
-                    format!("{x:.2}x ({:.1} -> {:.1} tok/s)", v(one), v(all)),
+                    format!("{x:.2}x ({:.1} -> {:.1} tok/s){memory}", v(one), v(all)),
                     verdict(x >= 1.7),
                 ));
             }
