@@ -197,6 +197,7 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq1_0<B> {
                 one: k.tq1_dot,
                 tokens: None,
                 arrange: None,
+                rows_f32: None,
             },
             acts,
             y,

@@ -25,9 +25,13 @@ pub(crate) fn code_at(blk: &[u8], j: usize) -> u8 {
 }
 
 /// The f16 scale of a block whose bytes start at `blk`, at byte offset `at`.
+///
+/// Converted inline in plain integer code (exact, NaNs quieted as by `vcvtph2ps`): `half`'s
+/// `to_f32` picks F16C at run time through a call per value, which in the one-token TQ2_0
+/// GEMV forced its float sum out of registers around every block and cost ~1/3 of the time.
 #[inline(always)]
 pub(crate) fn block_scale(blk: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([blk[at], blk[at + 1]]).to_f32()
+    f16::from_le_bytes([blk[at], blk[at + 1]]).to_f32_const()
 }
 
 /// The reference quantizer's per-block rule: `d = max|x|`, codes `round(x / d) + 1`
@@ -185,6 +189,7 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq2_0<B> {
                 one: k.tq2_dot,
                 tokens: k.tq2_dot_tokens,
                 arrange: k.tq2_arrange,
+                rows_f32: k.tq2_rows_f32,
             },
             acts,
             y,
@@ -201,6 +206,9 @@ pub(crate) struct TqDot {
     pub tokens: Option<crate::simd::TqTokensFn>,
     /// The activation layout the kernels read, if not element order.
     pub arrange: Option<crate::simd::ArrangeFn>,
+    /// One token against up to four rows with the float epilogue (see
+    /// `KernelTable::tq2_rows_f32`), if the ISA has it.
+    pub rows_f32: Option<crate::simd::TqRowsFn>,
 }
 
 /// Q8_K-activation product over rows of TQ blocks (TQ1_0 and TQ2_0 share it), in llama.cpp's
@@ -237,9 +245,17 @@ pub(crate) fn gemm_tq(
     // `y = W · a` with the kernels reading `kblocks` (`a`'s blocks as they want them), and
     // the epilogue reading each block's `Σ q` and `d` from `bsum` and `dx`, laid out as the
     // sums are: group of four tokens `g`, block `b`, token `4g + l` at `(g·nb + b)·4 + l`
-    // (zero for lanes past the last token).
+    // (zero for lanes past the last token); one token's at `b`.
     let gemm = |kblocks: &[BlockQ8K], bsum: &[i32], dx: &[f32], y: &mut [f32]| {
         exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
+            if let Some(rows_f32) = dot.rows_f32.filter(|_| tokens == 1) {
+                // Decode with the ISA's rows kernel, four rows a call.
+                for (p, o) in out.chunks_mut(4).enumerate() {
+                    let w = &bytes[(r0 + 4 * p) * stride..(r0 + 4 * p + o.len()) * stride];
+                    rows_f32(w, stride, nb, kblocks, &bsum[..nb], &dx[..nb], o);
+                }
+                return;
+            }
             // Two rows' block-major sums of one group of tokens, one token's sums, two
             // rows' block scales.
             let mut st = (
@@ -260,6 +276,24 @@ pub(crate) fn gemm_tq(
                 heap.2.resize(TQ_ROWS * nb, 0.0);
                 (&mut heap.0, &mut heap.1, &mut heap.2)
             };
+            if tokens == 1 {
+                // Decode: row by row, the block sums straight into the one-token order.
+                let (bsum, dx) = (&bsum[..nb], &dx[..nb]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    let w = &bytes[(r0 + i) * stride..(r0 + i + 1) * stride];
+                    (dot.one)(w, kblocks, one);
+                    let mut acc = 0f32;
+                    for ((&s, blk), (&bs, &d)) in one
+                        .iter()
+                        .zip(w.chunks_exact(block_bytes))
+                        .zip(bsum.iter().zip(dx))
+                    {
+                        acc += (s - bs) as f32 * (d * block_scale(blk, scale_at));
+                    }
+                    *o = acc;
+                }
+                return;
+            }
             // Rows in pairs (the several-token kernel loads each activation once for both).
             for (p, o) in out.chunks_mut(TQ_ROWS * tokens).enumerate() {
                 let (r, nr) = (r0 + TQ_ROWS * p, o.len() / tokens);
@@ -320,7 +354,12 @@ pub(crate) fn gemm_tq(
             dx.fill(0.0);
             for (t, blocks) in a.blocks.chunks_exact(nb).enumerate() {
                 for (b, blk) in blocks.iter().enumerate() {
-                    let at = ((t / 4) * nb + b) * 4 + t % 4;
+                    // One token (decode): block order, nothing between.
+                    let at = if tokens == 1 {
+                        b
+                    } else {
+                        ((t / 4) * nb + b) * 4 + t % 4
+                    };
                     bsum[at] = blk.bsums.iter().map(|&v| i32::from(v)).sum();
                     dx[at] = blk.d;
                 }

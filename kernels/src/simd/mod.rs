@@ -48,6 +48,14 @@ pub(crate) struct KernelTable {
     /// Rearranges one Q8_K block's 256 values into the order `tq2_dot` reads them, once per
     /// call; `None` where element order is what the kernel reads.
     pub tq2_arrange: Option<ArrangeFn>,
+    /// Decode's TQ2_0 product with llama.cpp's float epilogue, for `out.len()` (1..=4)
+    /// rows `stride` bytes apart from `w[0]`, each of `nb` blocks, against one token's
+    /// blocks `a` (in `tq2_arrange` layout): `out[r] = Σ_b (f32)(s_rb − bsum[b]) · (dx[b] ·
+    /// d_rb)` with `s_rb = Σ_j code(r, b, j) · a[b].qs[j]` (exact i32) and `d_rb` the block's
+    /// f16 scale, the sum starting at `+0.0` in block order with every product and sum
+    /// rounded to f32 (never fused): the bits of the one-token loop over `tq2_dot`. `None`
+    /// where that loop is as good.
+    pub tq2_rows_f32: Option<TqRowsFn>,
     /// The same for TQ1_0 blocks (element order).
     pub tq1_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
     /// `max_i (bits(x_i) & 0x7fff_ffff)`: the bit pattern of `max|x|`, NaN sorting highest.
@@ -140,6 +148,41 @@ pub(crate) type TqTokensFn = fn(
     tokens: usize,
     out: &mut [i32],
 );
+
+/// See [`KernelTable::tq2_rows_f32`].
+pub(crate) type TqRowsFn = fn(
+    w: &[u8],
+    stride: usize,
+    nb: usize,
+    a: &[BlockQ8K],
+    bsum: &[i32],
+    dx: &[f32],
+    out: &mut [f32],
+);
+
+/// Checks the bounds of `tq2_rows_f32` (`block_bytes`-long blocks, whole blocks read).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn check_tq_rows(
+    w: &[u8],
+    stride: usize,
+    nb: usize,
+    a: &[BlockQ8K],
+    bsum: &[i32],
+    dx: &[f32],
+    rows: usize,
+    block_bytes: usize,
+) {
+    assert!((1..=4).contains(&rows), "tq_rows: 1..=4 rows");
+    assert!(
+        a.len() >= nb && bsum.len() >= nb && dx.len() >= nb,
+        "tq_rows: activations too short"
+    );
+    assert!(
+        w.len() >= (rows - 1) * stride + nb * block_bytes,
+        "tq_rows: weights too short"
+    );
+}
 
 /// Checks the bounds of `tq2_dot_tokens`.
 #[allow(clippy::too_many_arguments)]
@@ -393,6 +436,113 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The one-token rows kernel gives, bit for bit, the ISA's one-row block sums run
+    /// through the scalar epilogue: one to four rows, 1–11 blocks, row strides wider than
+    /// the row, and f16 scales that are negative, zero, subnormal, the largest, infinite or
+    /// NaN; it writes nothing past its rows.
+    #[test]
+    fn tq2_rows_f32_has_the_one_token_loops_bits() {
+        let mut rng = crate::testing::lcg(0x9b05_688c_2b3e_6c1fu64);
+        let mut next = || (rng() >> 33) as u32;
+        // f16 scales: ordinary, negative, zero, subnormal, largest, infinite, NaN.
+        let scales = [
+            0x3c00u16, 0x2e66, 0xb800, 0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0x7c00,
+        ];
+        let mut checked = 0;
+        for isa in Isa::available() {
+            let k = table(isa).unwrap();
+            let Some(rows_fn) = k.tq2_rows_f32 else {
+                continue;
+            };
+            for nb in 1..=11 {
+                for rows in 1..=4 {
+                    let special = (nb + rows) % 4 == 0;
+                    let stride = nb * 66 + 66 * (next() as usize % 2);
+                    let mut w: Vec<u8> = (0..(rows - 1) * stride + nb * 66)
+                        .map(|_| next() as u8)
+                        .collect();
+                    for r in 0..rows {
+                        for b in 0..nb {
+                            let h = match special {
+                                true if next() % 7 == 0 => 0x7e01 | (next() as u16 & 0x8000),
+                                true => scales[next() as usize % scales.len()],
+                                false => 0x3000 + (next() as u16 % 0x1000),
+                            };
+                            let at = r * stride + b * 66 + 64;
+                            w[at..at + 2].copy_from_slice(&h.to_le_bytes());
+                        }
+                    }
+                    let a: Vec<BlockQ8K> = (0..nb)
+                        .map(|_| BlockQ8K {
+                            d: 1.0,
+                            qs: std::array::from_fn(|_| next() as i8),
+                            bsums: [0; 16],
+                        })
+                        .collect();
+                    let bsum: Vec<i32> = (0..nb).map(|_| next() as i32 % 20000 - 10000).collect();
+                    let dx: Vec<f32> = (0..nb).map(|_| (next() % 1000) as f32 / 997.0).collect();
+                    let mut got = [f32::NAN; 5];
+                    rows_fn(&w, stride, nb, &a, &bsum, &dx, &mut got[..rows]);
+                    for (r, &g) in got[..rows].iter().enumerate() {
+                        let row = &w[r * stride..r * stride + nb * 66];
+                        let mut s = vec![0i32; nb];
+                        (k.tq2_dot)(row, &a, &mut s);
+                        let mut want = 0f32;
+                        for b in 0..nb {
+                            let d = crate::format::tq2_0::block_scale(&row[b * 66..], 64);
+                            want += (s[b] - bsum[b]) as f32 * (dx[b] * d);
+                        }
+                        // Two NaNs meeting may keep either payload; any other result is exact.
+                        assert!(
+                            g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                            "{isa:?} nb {nb} row {r}/{rows}: {g} vs {want}"
+                        );
+                    }
+                    assert!(got[rows].is_nan(), "wrote past its rows");
+                    checked += 1;
+                }
+            }
+        }
+        if Isa::available().contains(&Isa::Avx512Vnni) {
+            assert!(checked > 0);
+        }
+    }
+
+    /// Bad bounds panic before any load: no rows, five rows, short weights, fewer
+    /// activation blocks, or fewer block sums and scales than blocks.
+    #[test]
+    fn tq2_rows_f32_refuses_bad_bounds() {
+        let Some(rows_fn) = Isa::available()
+            .into_iter()
+            .find_map(|isa| table(isa).unwrap().tq2_rows_f32)
+        else {
+            return;
+        };
+        let a = vec![
+            BlockQ8K {
+                d: 1.0,
+                qs: [1; 256],
+                bsums: [0; 16],
+            };
+            2
+        ];
+        let w = vec![0u8; 4 * 132];
+        let ok = |w: &[u8], stride, nb, a: &[BlockQ8K], rows: usize| {
+            let (bsum, dx) = ([0i32; 2], [1f32; 2]);
+            let mut out = [0f32; 5];
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rows_fn(w, stride, nb, a, &bsum, &dx, &mut out[..rows])
+            }))
+            .is_ok()
+        };
+        assert!(ok(&w, 132, 2, &a, 4));
+        assert!(!ok(&w, 132, 2, &a, 0), "no rows");
+        assert!(!ok(&w, 132, 2, &a, 5), "five rows");
+        assert!(!ok(&w[..3 * 132 + 131], 132, 2, &a, 4), "short weights");
+        assert!(!ok(&w, 132, 2, &a[..1], 4), "short activations");
+        assert!(!ok(&w, 132, 3, &a, 1), "more blocks than bsum/dx");
     }
 
     /// The several-token TQ2_0 kernel gives, bit for bit, the one-token kernel's block sums

@@ -33,6 +33,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     tq2_dot: avx2_tq2_dot,
     tq2_dot_tokens: None,
     tq2_arrange: None,
+    tq2_rows_f32: None,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
     norm_absmax: v3_norm_absmax,
@@ -52,6 +53,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     tq2_dot: vnni_tq2_dot,
     tq2_dot_tokens: Some(vnni_tq2_dot_tokens),
     tq2_arrange: Some(avx512::arrange_tq2),
+    tq2_rows_f32: Some(vnni_tq2_rows_f32),
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
     norm_absmax: v4_norm_absmax,
@@ -166,6 +168,37 @@ fn vnni_tq2_dot_tokens(
             (_, 2) => avx512::tq2_dot_tokens::<2, 2>(w, stride, a, nb, o),
             (_, 3) => avx512::tq2_dot_tokens::<2, 3>(w, stride, a, nb, o),
             (_, _) => avx512::tq2_dot_tokens::<2, 4>(w, stride, a, nb, o),
+        }
+    }
+}
+
+fn vnni_tq2_rows_f32(
+    w: &[u8],
+    stride: usize,
+    nb: usize,
+    a: &[BlockQ8K],
+    bsum: &[i32],
+    dx: &[f32],
+    out: &mut [f32],
+) {
+    let rows = out.len();
+    super::check_tq_rows(w, stride, nb, a, bsum, dx, rows, tq2_0::BLOCK_BYTES);
+    let (w, a, bs, d, o) = (
+        w.as_ptr(),
+        a.as_ptr(),
+        bsum.as_ptr(),
+        dx.as_ptr(),
+        out.as_mut_ptr(),
+    );
+    // SAFETY: AVX-512 + VNNI (and F16C) present; the `rows` rows hold `nb` whole 66-byte
+    // blocks each, `stride` bytes apart; `a`, `bsum` and `dx` hold `nb` entries; `out` holds
+    // `rows` floats (all checked just above).
+    unsafe {
+        match rows {
+            1 => avx512::tq2_rows_f32::<1>(w, stride, nb, a, bs, d, o),
+            2 => avx512::tq2_rows_f32::<2>(w, stride, nb, a, bs, d, o),
+            3 => avx512::tq2_rows_f32::<3>(w, stride, nb, a, bs, d, o),
+            _ => avx512::tq2_rows_f32::<4>(w, stride, nb, a, bs, d, o),
         }
     }
 }
