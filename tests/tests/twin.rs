@@ -401,11 +401,12 @@ fn quantized_activations_are_reusable_and_checked() {
 /// Large enough that the pool really splits the rows (more than 2^20 weight·token products):
 /// every format, f32 and int8, decode and prefill, gives the same bits on 1, 2 and 3
 /// threads as the twin (int8) or as the single-threaded run (f32). 37 tokens: groups of four
-/// with a remainder, and output-transpose blocks of 16 with a tail.
+/// with a remainder, and output-transpose blocks of 16 with a tail; 5 tokens: a prompt too
+/// short to split by tokens; an odd row count leaves a lone last row of a row pair.
 #[test]
 fn threads_split_rows_without_changing_bits() {
     use bitnet_reference::testdata::SplitMix64;
-    let (rows, cols) = (700, 2560);
+    let (rows, cols) = (701, 2560);
     let mut g = SplitMix64::new(42);
     let codes = g.codes(rows * cols, 2);
     let scales = g.values(rows * cols / 256, 0.1, 1.0);
@@ -431,19 +432,19 @@ fn threads_split_rows_without_changing_bits() {
             let mut first_f32: Option<Vec<u32>> = None;
             for threads in 1..=3 {
                 let exec = Exec::new(isa, threads).unwrap();
-                for tokens in [1, 37] {
+                for tokens in [1, 5, 37] {
                     let x = &c.x[..tokens * cols];
                     let mut y = vec![0f32; tokens * rows];
                     m.gemm_i8(x, tokens, &mut y, &exec).unwrap();
                     let want: Vec<f32> = if tokens == 37 {
                         want_int.clone()
                     } else {
-                        let one = Case {
-                            tokens: 1,
+                        let few = Case {
+                            tokens,
                             x: x.to_vec(),
                             ..c.clone()
                         };
-                        one.ref_gemm_int()
+                        few.ref_gemm_int()
                     };
                     assert_eq!(
                         bits(&y),
