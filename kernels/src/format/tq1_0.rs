@@ -195,9 +195,9 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq1_0<B> {
             52,
             super::tq2_0::TqDot {
                 one: k.tq1_dot,
-                tokens: None,
                 arrange: None,
                 rows_f32: None,
+                tile_f32: None,
             },
             acts,
             y,

@@ -187,9 +187,9 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq2_0<B> {
             64,
             TqDot {
                 one: k.tq2_dot,
-                tokens: k.tq2_dot_tokens,
                 arrange: k.tq2_arrange,
                 rows_f32: k.tq2_rows_f32,
+                tile_f32: k.tq2_tile_f32,
             },
             acts,
             y,
@@ -202,13 +202,14 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq2_0<B> {
 pub(crate) struct TqDot {
     /// One row against one token's blocks (see `KernelTable::tq2_dot`).
     pub one: fn(&[u8], &[BlockQ8K], &mut [i32]),
-    /// One row against 1..=4 tokens (see `KernelTable::tq2_dot_tokens`), if the ISA has it.
-    pub tokens: Option<crate::simd::TqTokensFn>,
     /// The activation layout the kernels read, if not element order.
     pub arrange: Option<crate::simd::ArrangeFn>,
     /// One token against up to four rows with the float epilogue (see
     /// `KernelTable::tq2_rows_f32`), if the ISA has it.
     pub rows_f32: Option<crate::simd::TqRowsFn>,
+    /// Up to two rows against up to four tokens with the float epilogue (see
+    /// `KernelTable::tq2_tile_f32`), if the ISA has it.
+    pub tile_f32: Option<crate::simd::TqTileFn>,
 }
 
 /// Q8_K-activation product over rows of TQ blocks (TQ1_0 and TQ2_0 share it), in llama.cpp's
@@ -294,7 +295,26 @@ pub(crate) fn gemm_tq(
                 }
                 return;
             }
-            // Rows in pairs (the several-token kernel loads each activation once for both).
+            if let Some(tile) = dot.tile_f32 {
+                // Rows in pairs against four tokens at a time, the epilogue in the kernel.
+                for (p, o) in out.chunks_mut(TQ_ROWS * tokens).enumerate() {
+                    let (r, nr) = (r0 + TQ_ROWS * p, o.len() / tokens);
+                    let w = &bytes[r * stride..(r + nr) * stride];
+                    for t0 in (0..tokens).step_by(4) {
+                        let m = (tokens - t0).min(4);
+                        let kb = &kblocks[t0 * nb..(t0 + m) * nb];
+                        let lanes = (&bsum[t0 * nb..(t0 + 4) * nb], &dx[t0 * nb..(t0 + 4) * nb]);
+                        let mut v = [0f32; 4 * TQ_ROWS];
+                        tile(w, stride, nr, kb, nb, m, lanes, &mut v[..4 * nr]);
+                        for (oi, vi) in o.chunks_mut(tokens).zip(v.chunks_exact(4)) {
+                            oi[t0..t0 + m].copy_from_slice(&vi[..m]);
+                        }
+                    }
+                }
+                return;
+            }
+            // ISAs without a tile: the one-token kernel per row and token, into the
+            // block-major sums of a row pair and four tokens, then their epilogue.
             for (p, o) in out.chunks_mut(TQ_ROWS * tokens).enumerate() {
                 let (r, nr) = (r0 + TQ_ROWS * p, o.len() / tokens);
                 let w = &bytes[r * stride..(r + nr) * stride];
@@ -306,18 +326,12 @@ pub(crate) fn gemm_tq(
                     let (t0, m) = (4 * g, (tokens - 4 * g).min(4));
                     let kb = &kblocks[t0 * nb..(t0 + m) * nb];
                     let sums = &mut sums[..4 * nb * nr];
-                    // Decode keeps the one-token kernel (it prefetches the stream ahead).
-                    match dot.tokens.filter(|_| tokens > 1) {
-                        Some(f) => f(w, stride, nr, kb, nb, m, sums),
-                        None => {
-                            sums.fill(0);
-                            for (i, si) in sums.chunks_exact_mut(4 * nb).enumerate() {
-                                for (l, kt) in kb.chunks_exact(nb).enumerate() {
-                                    (dot.one)(&w[i * stride..(i + 1) * stride], kt, one);
-                                    for (b, &v) in one.iter().enumerate() {
-                                        si[4 * b + l] = v;
-                                    }
-                                }
+                    sums.fill(0);
+                    for (i, si) in sums.chunks_exact_mut(4 * nb).enumerate() {
+                        for (l, kt) in kb.chunks_exact(nb).enumerate() {
+                            (dot.one)(&w[i * stride..(i + 1) * stride], kt, one);
+                            for (b, &v) in one.iter().enumerate() {
+                                si[4 * b + l] = v;
                             }
                         }
                     }
@@ -381,7 +395,7 @@ pub(crate) fn gemm_tq(
     Ok(())
 }
 
-/// Rows per call of the several-token kernel (three measured the same as two).
+/// Rows per call of the prefill tile (three measured the same as two).
 const TQ_ROWS: usize = 2;
 
 /// Blocks per row whose per-chunk sums and scales live on the stack (cols ≤ 16384).

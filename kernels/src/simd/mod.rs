@@ -38,13 +38,6 @@ pub(crate) struct KernelTable {
     /// `out[b] = Σ_j code(block b, j) · a[b].qs[j]` over `out.len()` TQ2_0 blocks of `row`,
     /// with each `a[b].qs` in the layout made by `tq2_arrange` (when the ISA has one).
     pub tq2_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
-    /// [`tq2_dot`](Self::tq2_dot) of `rows` (1..=2) rows, `stride` bytes apart from
-    /// `w[0]`, against `tokens` (1..=4) tokens, token `t`'s blocks at `a[t*nb..]`, decoding
-    /// each block once for all tokens and loading each activation once for all rows
-    /// (prefill). Row `r`'s block `b` sums land in `out[4·nb·r + 4b..][..4]`, token `t` in
-    /// lane `t` (lanes past `tokens` unspecified): the layout a four-token epilogue reads.
-    /// `None` where token by token is as good.
-    pub tq2_dot_tokens: Option<TqTokensFn>,
     /// Rearranges one Q8_K block's 256 values into the order `tq2_dot` reads them, once per
     /// call; `None` where element order is what the kernel reads.
     pub tq2_arrange: Option<ArrangeFn>,
@@ -56,6 +49,14 @@ pub(crate) struct KernelTable {
     /// rounded to f32 (never fused): the bits of the one-token loop over `tq2_dot`. `None`
     /// where that loop is as good.
     pub tq2_rows_f32: Option<TqRowsFn>,
+    /// Prefill's TQ2_0 tile: `rows` (1..=2) rows `stride` bytes apart from `w[0]` against
+    /// `tokens` (1..=4) tokens (token `t`'s blocks at `a[t*nb..]`, in `tq2_arrange` layout),
+    /// decoding each block once for all tokens and loading each activation once for all
+    /// rows, with llama.cpp's float epilogue: `out[4r + t] = Σ_b (f32)(s_rtb − bsum[4b + t])
+    /// · (dx[4b + t] · d_rb)` from `+0.0` in block order, every product and sum rounded to
+    /// f32 (never fused): the bits of the per-token loop over `tq2_dot`. `None` where that
+    /// loop is as good.
+    pub tq2_tile_f32: Option<TqTileFn>,
     /// The same for TQ1_0 blocks (element order).
     pub tq1_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
     /// `max_i (bits(x_i) & 0x7fff_ffff)`: the bit pattern of `max|x|`, NaN sorting highest.
@@ -138,17 +139,6 @@ pub(crate) fn check_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], rows:
     );
 }
 
-/// See [`KernelTable::tq2_dot_tokens`].
-pub(crate) type TqTokensFn = fn(
-    w: &[u8],
-    stride: usize,
-    rows: usize,
-    a: &[BlockQ8K],
-    nb: usize,
-    tokens: usize,
-    out: &mut [i32],
-);
-
 /// See [`KernelTable::tq2_rows_f32`].
 pub(crate) type TqRowsFn = fn(
     w: &[u8],
@@ -184,32 +174,41 @@ pub(crate) fn check_tq_rows(
     );
 }
 
-/// Checks the bounds of `tq2_dot_tokens`.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub(crate) fn check_tq_dot_tokens(
+/// See [`KernelTable::tq2_tile_f32`].
+pub(crate) type TqTileFn = fn(
     w: &[u8],
     stride: usize,
     rows: usize,
     a: &[BlockQ8K],
     nb: usize,
     tokens: usize,
-    out: &[i32],
-    block_bytes: usize,
+    bsum_dx: (&[i32], &[f32]),
+    out: &mut [f32],
+);
+
+/// Checks the bounds of `tq2_tile_f32`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn check_tq_tile(
+    w: &[u8],
+    stride: usize,
+    rows: usize,
+    a: &[BlockQ8K],
+    nb: usize,
+    tokens: usize,
+    (bsum, dx): (&[i32], &[f32]),
+    out: &[f32],
 ) {
-    assert!((1..=2).contains(&rows), "tq_dot_tokens: 1..=2 rows");
-    assert!((1..=4).contains(&tokens), "tq_dot_tokens: 1..=4 tokens");
+    assert!((1..=2).contains(&rows), "tq_tile: 1..=2 rows");
+    assert!((1..=4).contains(&tokens), "tq_tile: 1..=4 tokens");
+    assert!(out.len() >= 4 * rows, "tq_tile: output too short");
     assert!(
-        out.len() >= 4 * nb * rows,
-        "tq_dot_tokens: output too short"
+        a.len() >= tokens * nb && bsum.len() >= 4 * nb && dx.len() >= 4 * nb,
+        "tq_tile: activations too short"
     );
     assert!(
-        w.len() >= (rows - 1) * stride + nb * block_bytes,
-        "tq_dot_tokens: weights too short"
-    );
-    assert!(
-        a.len() >= tokens * nb,
-        "tq_dot_tokens: activations too short"
+        w.len() >= (rows - 1) * stride + nb * 66,
+        "tq_tile: weights too short"
     );
 }
 
@@ -545,56 +544,131 @@ mod tests {
         assert!(!ok(&w, 132, 3, &a, 1), "more blocks than bsum/dx");
     }
 
-    /// The several-token TQ2_0 kernel gives, bit for bit, the one-token kernel's block sums
-    /// for each row and token, in its block-major lanes: 1–2 rows at a stride wider than a
-    /// row, 1–4 tokens, block counts 1–9, every code value (3 included) and int8 extremes;
-    /// nothing is written past its `4·nb·rows` sums.
+    /// Bad bounds panic before any load: three rows, five tokens, a short output, short
+    /// weights, fewer activation blocks than tokens × blocks, or short block sums.
     #[test]
-    fn tq2_tokens_equal_tq2_dot_per_token() {
+    fn tq2_tile_refuses_bad_bounds() {
+        let Some(tile) = Isa::available()
+            .into_iter()
+            .find_map(|isa| table(isa).unwrap().tq2_tile_f32)
+        else {
+            return;
+        };
+        let a = vec![
+            BlockQ8K {
+                d: 1.0,
+                qs: [1; 256],
+                bsums: [0; 16],
+            };
+            8
+        ];
+        let w = vec![0u8; 2 * 132];
+        let (bsum, dx) = ([0i32; 8], [1f32; 8]);
+        let ok = |w: &[u8], rows, a: &[BlockQ8K], tokens, bsum: &[i32], out: usize| {
+            let mut o = [0f32; 12];
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tile(w, 132, rows, a, 2, tokens, (bsum, &dx), &mut o[..out])
+            }))
+            .is_ok()
+        };
+        assert!(ok(&w, 2, &a, 4, &bsum, 8));
+        assert!(!ok(&w, 3, &a, 4, &bsum, 12), "three rows");
+        assert!(!ok(&w, 2, &a, 5, &bsum, 8), "five tokens");
+        assert!(!ok(&w, 2, &a, 4, &bsum, 7), "short output");
+        assert!(!ok(&w[..263], 2, &a, 4, &bsum, 8), "short weights");
+        assert!(!ok(&w, 2, &a[..7], 4, &bsum, 8), "short activations");
+        assert!(!ok(&w, 2, &a, 4, &bsum[..7], 8), "short block sums");
+    }
+
+    /// The prefill tile gives, bit for bit, the one-token kernel's block sums run through
+    /// the scalar epilogue for each row and token: 1–2 rows at a stride wider than a row,
+    /// 1–4 tokens, block counts 1–9, every code value (3 included), int8 extremes, and f16
+    /// scales that are zero, subnormal, the largest, infinite or NaN; it writes nothing past
+    /// its `4·rows` outputs.
+    #[test]
+    fn tq2_tile_has_the_per_token_loops_bits() {
         let mut rng = crate::testing::lcg(0x3c6e_f372_fe94_f82bu64);
         let mut next = || (rng() >> 33) as u32;
+        let scales = [
+            0x3c00u16, 0xb800, 0x0000, 0x0001, 0x7bff, 0x7c00, 0x7e01, 0x2e66,
+        ];
+        let mut checked = 0;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
-            let Some(tokens_fn) = k.tq2_dot_tokens else {
+            let Some(tile) = k.tq2_tile_f32 else {
                 continue;
             };
             for nb in 1..=9 {
                 for (rows, tokens) in (1..=2).flat_map(|r| (1..=4).map(move |t| (r, t))) {
+                    let special = (nb + tokens) % 3 == 0;
                     let stride = nb * 66 + 66 * (next() as usize % 2);
-                    let w: Vec<u8> = (0..(rows - 1) * stride + nb * 66)
+                    let mut w: Vec<u8> = (0..(rows - 1) * stride + nb * 66)
                         .map(|_| next() as u8)
                         .collect();
-                    let extremes = (nb + tokens) % 3 == 0;
+                    for r in 0..rows {
+                        for b in 0..nb {
+                            let h = match special {
+                                true => scales[next() as usize % scales.len()],
+                                false => 0x3000 + (next() as u16 % 0x1000),
+                            };
+                            let at = r * stride + b * 66 + 64;
+                            w[at..at + 2].copy_from_slice(&h.to_le_bytes());
+                        }
+                    }
                     let a: Vec<BlockQ8K> = (0..tokens * nb)
                         .map(|_| BlockQ8K {
                             d: 1.0,
-                            qs: std::array::from_fn(|_| match extremes {
+                            qs: std::array::from_fn(|_| match special {
                                 true => [-128i8, 127][next() as usize % 2],
                                 false => next() as i8,
                             }),
                             bsums: [0; 16],
                         })
                         .collect();
-                    let n = 4 * nb * rows;
-                    let mut got = vec![i32::MIN; n + 3];
-                    tokens_fn(&w, stride, rows, &a, nb, tokens, &mut got[..n]);
+                    let bsum: Vec<i32> =
+                        (0..4 * nb).map(|_| next() as i32 % 20000 - 10000).collect();
+                    let dx: Vec<f32> = (0..4 * nb)
+                        .map(|_| (next() % 1000) as f32 / 997.0)
+                        .collect();
+                    let mut got = [f32::NAN; 9];
+                    tile(
+                        &w,
+                        stride,
+                        rows,
+                        &a,
+                        nb,
+                        tokens,
+                        (&bsum, &dx),
+                        &mut got[..4 * rows],
+                    );
                     for r in 0..rows {
                         let row = &w[r * stride..r * stride + nb * 66];
                         for t in 0..tokens {
-                            let mut want = vec![0i32; nb];
-                            (k.tq2_dot)(row, &a[t * nb..(t + 1) * nb], &mut want);
-                            for (b, &v) in want.iter().enumerate() {
-                                assert_eq!(
-                                    got[4 * nb * r + 4 * b + t],
-                                    v,
-                                    "{isa:?} nb {nb} row {r}/{rows} block {b} t {t}/{tokens}"
-                                );
+                            let mut s = vec![0i32; nb];
+                            (k.tq2_dot)(row, &a[t * nb..(t + 1) * nb], &mut s);
+                            let mut want = 0f32;
+                            for b in 0..nb {
+                                let d = crate::format::tq2_0::block_scale(&row[b * 66..], 64);
+                                want += (s[b] - bsum[4 * b + t]) as f32 * (dx[4 * b + t] * d);
                             }
+                            let g = got[4 * r + t];
+                            // Two NaNs meeting may keep either payload; any other result is exact.
+                            assert!(
+                                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                                "{isa:?} nb {nb} row {r}/{rows} token {t}/{tokens}: {g} vs {want}"
+                            );
                         }
                     }
-                    assert!(got[n..].iter().all(|&v| v == i32::MIN));
+                    assert!(
+                        got[4 * rows..].iter().all(|v| v.is_nan()),
+                        "wrote past its rows"
+                    );
+                    checked += 1;
                 }
             }
+        }
+        if Isa::available().contains(&Isa::Avx512Vnni) {
+            assert!(checked > 0);
         }
     }
 }

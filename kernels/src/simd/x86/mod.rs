@@ -31,9 +31,9 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     i2_dot_tile: None,
     i2_arrange: None,
     tq2_dot: avx2_tq2_dot,
-    tq2_dot_tokens: None,
     tq2_arrange: None,
     tq2_rows_f32: None,
+    tq2_tile_f32: None,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
     norm_absmax: v3_norm_absmax,
@@ -51,9 +51,9 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     i2_dot_tile: Some(vnni_i2_dot_tile),
     i2_arrange: Some(avx512::arrange_pairs),
     tq2_dot: vnni_tq2_dot,
-    tq2_dot_tokens: Some(vnni_tq2_dot_tokens),
     tq2_arrange: Some(avx512::arrange_tq2),
     tq2_rows_f32: Some(vnni_tq2_rows_f32),
+    tq2_tile_f32: Some(vnni_tq2_tile_f32),
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
     norm_absmax: v4_norm_absmax,
@@ -144,34 +144,6 @@ fn vnni_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     unsafe { avx512::tq2_dot(row.as_ptr(), a.as_ptr(), out) }
 }
 
-fn vnni_tq2_dot_tokens(
-    w: &[u8],
-    stride: usize,
-    rows: usize,
-    a: &[BlockQ8K],
-    nb: usize,
-    tokens: usize,
-    out: &mut [i32],
-) {
-    super::check_tq_dot_tokens(w, stride, rows, a, nb, tokens, out, tq2_0::BLOCK_BYTES);
-    let (w, a, o) = (w.as_ptr(), a.as_ptr(), out.as_mut_ptr());
-    // SAFETY: AVX-512 + VNNI present; the rows hold `nb` 66-byte blocks each `stride` bytes
-    // apart (a 64-byte load at a block's start stays inside it), `a` holds `tokens * nb`
-    // blocks, `out` `4 * nb * rows` sums.
-    unsafe {
-        match (rows, tokens) {
-            (1, 1) => avx512::tq2_dot_tokens::<1, 1>(w, stride, a, nb, o),
-            (1, 2) => avx512::tq2_dot_tokens::<1, 2>(w, stride, a, nb, o),
-            (1, 3) => avx512::tq2_dot_tokens::<1, 3>(w, stride, a, nb, o),
-            (1, _) => avx512::tq2_dot_tokens::<1, 4>(w, stride, a, nb, o),
-            (_, 1) => avx512::tq2_dot_tokens::<2, 1>(w, stride, a, nb, o),
-            (_, 2) => avx512::tq2_dot_tokens::<2, 2>(w, stride, a, nb, o),
-            (_, 3) => avx512::tq2_dot_tokens::<2, 3>(w, stride, a, nb, o),
-            (_, _) => avx512::tq2_dot_tokens::<2, 4>(w, stride, a, nb, o),
-        }
-    }
-}
-
 fn vnni_tq2_rows_f32(
     w: &[u8],
     stride: usize,
@@ -199,6 +171,42 @@ fn vnni_tq2_rows_f32(
             2 => avx512::tq2_rows_f32::<2>(w, stride, nb, a, bs, d, o),
             3 => avx512::tq2_rows_f32::<3>(w, stride, nb, a, bs, d, o),
             _ => avx512::tq2_rows_f32::<4>(w, stride, nb, a, bs, d, o),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn vnni_tq2_tile_f32(
+    w: &[u8],
+    stride: usize,
+    rows: usize,
+    a: &[BlockQ8K],
+    nb: usize,
+    tokens: usize,
+    (bsum, dx): (&[i32], &[f32]),
+    out: &mut [f32],
+) {
+    super::check_tq_tile(w, stride, rows, a, nb, tokens, (bsum, dx), out);
+    let (w, a, bs, d, o) = (
+        w.as_ptr(),
+        a.as_ptr(),
+        bsum.as_ptr(),
+        dx.as_ptr(),
+        out.as_mut_ptr(),
+    );
+    // SAFETY: AVX-512 + VNNI (and F16C) present; the rows hold `nb` whole 66-byte blocks
+    // each `stride` bytes apart, `a` holds `tokens * nb` blocks, `bsum` and `dx` `4 * nb`
+    // entries, `out` `4 * rows` floats (all checked just above).
+    unsafe {
+        match (rows, tokens) {
+            (1, 1) => avx512::tq2_tile_f32::<1, 1>(w, stride, a, nb, bs, d, o),
+            (1, 2) => avx512::tq2_tile_f32::<1, 2>(w, stride, a, nb, bs, d, o),
+            (1, 3) => avx512::tq2_tile_f32::<1, 3>(w, stride, a, nb, bs, d, o),
+            (1, _) => avx512::tq2_tile_f32::<1, 4>(w, stride, a, nb, bs, d, o),
+            (_, 1) => avx512::tq2_tile_f32::<2, 1>(w, stride, a, nb, bs, d, o),
+            (_, 2) => avx512::tq2_tile_f32::<2, 2>(w, stride, a, nb, bs, d, o),
+            (_, 3) => avx512::tq2_tile_f32::<2, 3>(w, stride, a, nb, bs, d, o),
+            (_, _) => avx512::tq2_tile_f32::<2, 4>(w, stride, a, nb, bs, d, o),
         }
     }
 }
