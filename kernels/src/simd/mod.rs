@@ -440,15 +440,11 @@ mod tests {
     /// The one-token rows kernel gives, bit for bit, the ISA's one-row block sums run
     /// through the scalar epilogue: one to four rows, 1–11 blocks, row strides wider than
     /// the row, and f16 scales that are negative, zero, subnormal, the largest, infinite or
-    /// NaN; it writes nothing past its rows.
+    /// NaN (see [`tq2_rows`]); it writes nothing past its rows.
     #[test]
     fn tq2_rows_f32_has_the_one_token_loops_bits() {
         let mut rng = crate::testing::lcg(0x9b05_688c_2b3e_6c1fu64);
         let mut next = || (rng() >> 33) as u32;
-        // f16 scales: ordinary, negative, zero, subnormal, largest, infinite, NaN.
-        let scales = [
-            0x3c00u16, 0x2e66, 0xb800, 0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0x7c00,
-        ];
         let mut checked = 0;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
@@ -458,44 +454,17 @@ mod tests {
             for nb in 1..=11 {
                 for rows in 1..=4 {
                     let special = (nb + rows) % 4 == 0;
-                    let stride = nb * 66 + 66 * (next() as usize % 2);
-                    let mut w: Vec<u8> = (0..(rows - 1) * stride + nb * 66)
-                        .map(|_| next() as u8)
-                        .collect();
-                    for r in 0..rows {
-                        for b in 0..nb {
-                            let h = match special {
-                                true if next() % 7 == 0 => 0x7e01 | (next() as u16 & 0x8000),
-                                true => scales[next() as usize % scales.len()],
-                                false => 0x3000 + (next() as u16 % 0x1000),
-                            };
-                            let at = r * stride + b * 66 + 64;
-                            w[at..at + 2].copy_from_slice(&h.to_le_bytes());
-                        }
-                    }
-                    let a: Vec<BlockQ8K> = (0..nb)
-                        .map(|_| BlockQ8K {
-                            d: 1.0,
-                            qs: std::array::from_fn(|_| next() as i8),
-                            bsums: [0; 16],
-                        })
-                        .collect();
-                    let bsum: Vec<i32> = (0..nb).map(|_| next() as i32 % 20000 - 10000).collect();
-                    let dx: Vec<f32> = (0..nb).map(|_| (next() % 1000) as f32 / 997.0).collect();
+                    let (w, stride) = tq2_rows(&mut next, rows, nb, special);
+                    let a = q8k_blocks(&mut next, nb, false);
+                    let (bsum, dx) = sums_and_scales(&mut next, nb);
                     let mut got = [f32::NAN; 5];
                     rows_fn(&w, stride, nb, &a, &bsum, &dx, &mut got[..rows]);
                     for (r, &g) in got[..rows].iter().enumerate() {
                         let row = &w[r * stride..r * stride + nb * 66];
-                        let mut s = vec![0i32; nb];
-                        (k.tq2_dot)(row, &a, &mut s);
-                        let mut want = 0f32;
-                        for b in 0..nb {
-                            let d = crate::format::tq2_0::block_scale(&row[b * 66..], 64);
-                            want += (s[b] - bsum[b]) as f32 * (dx[b] * d);
-                        }
-                        // Two NaNs meeting may keep either payload; any other result is exact.
+                        let want =
+                            tq2_epilogue(k, row, &a, bsum.iter().copied(), dx.iter().copied());
                         assert!(
-                            g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                            same(g, want),
                             "{isa:?} nb {nb} row {r}/{rows}: {g} vs {want}"
                         );
                     }
@@ -519,14 +488,7 @@ mod tests {
         else {
             return;
         };
-        let a = vec![
-            BlockQ8K {
-                d: 1.0,
-                qs: [1; 256],
-                bsums: [0; 16],
-            };
-            2
-        ];
+        let a = ones(2);
         let w = vec![0u8; 4 * 132];
         let ok = |w: &[u8], stride, nb, a: &[BlockQ8K], rows: usize| {
             let (bsum, dx) = ([0i32; 2], [1f32; 2]);
@@ -554,14 +516,7 @@ mod tests {
         else {
             return;
         };
-        let a = vec![
-            BlockQ8K {
-                d: 1.0,
-                qs: [1; 256],
-                bsums: [0; 16],
-            };
-            8
-        ];
+        let a = ones(8);
         let w = vec![0u8; 2 * 132];
         let (bsum, dx) = ([0i32; 8], [1f32; 8]);
         let ok = |w: &[u8], rows, a: &[BlockQ8K], tokens, bsum: &[i32], out: usize| {
@@ -589,9 +544,6 @@ mod tests {
     fn tq2_tile_has_the_per_token_loops_bits() {
         let mut rng = crate::testing::lcg(0x3c6e_f372_fe94_f82bu64);
         let mut next = || (rng() >> 33) as u32;
-        let scales = [
-            0x3c00u16, 0xb800, 0x0000, 0x0001, 0x7bff, 0x7c00, 0x7e01, 0x2e66,
-        ];
         let mut checked = 0;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
@@ -601,36 +553,11 @@ mod tests {
             for nb in 1..=9 {
                 for (rows, tokens) in (1..=2).flat_map(|r| (1..=4).map(move |t| (r, t))) {
                     let special = (nb + tokens) % 3 == 0;
-                    let stride = nb * 66 + 66 * (next() as usize % 2);
-                    let mut w: Vec<u8> = (0..(rows - 1) * stride + nb * 66)
-                        .map(|_| next() as u8)
-                        .collect();
-                    for r in 0..rows {
-                        for b in 0..nb {
-                            let h = match special {
-                                true => scales[next() as usize % scales.len()],
-                                false => 0x3000 + (next() as u16 % 0x1000),
-                            };
-                            let at = r * stride + b * 66 + 64;
-                            w[at..at + 2].copy_from_slice(&h.to_le_bytes());
-                        }
-                    }
-                    let a: Vec<BlockQ8K> = (0..tokens * nb)
-                        .map(|_| BlockQ8K {
-                            d: 1.0,
-                            qs: std::array::from_fn(|_| match special {
-                                true => [-128i8, 127][next() as usize % 2],
-                                false => next() as i8,
-                            }),
-                            bsums: [0; 16],
-                        })
-                        .collect();
-                    let bsum: Vec<i32> =
-                        (0..4 * nb).map(|_| next() as i32 % 20000 - 10000).collect();
-                    let dx: Vec<f32> = (0..4 * nb)
-                        .map(|_| (next() % 1000) as f32 / 997.0)
-                        .collect();
+                    let (w, stride) = tq2_rows(&mut next, rows, nb, special);
+                    let a = q8k_blocks(&mut next, tokens * nb, special);
+                    let (bsum, dx) = sums_and_scales(&mut next, 4 * nb);
                     let mut got = [f32::NAN; 9];
+                    let lanes = (&bsum[..], &dx[..]);
                     tile(
                         &w,
                         stride,
@@ -638,23 +565,21 @@ mod tests {
                         &a,
                         nb,
                         tokens,
-                        (&bsum, &dx),
+                        lanes,
                         &mut got[..4 * rows],
                     );
                     for r in 0..rows {
                         let row = &w[r * stride..r * stride + nb * 66];
                         for t in 0..tokens {
-                            let mut s = vec![0i32; nb];
-                            (k.tq2_dot)(row, &a[t * nb..(t + 1) * nb], &mut s);
-                            let mut want = 0f32;
-                            for b in 0..nb {
-                                let d = crate::format::tq2_0::block_scale(&row[b * 66..], 64);
-                                want += (s[b] - bsum[4 * b + t]) as f32 * (dx[4 * b + t] * d);
-                            }
+                            let a = &a[t * nb..(t + 1) * nb];
+                            let lane =
+                                |v: &[i32]| v[t..].iter().step_by(4).copied().collect::<Vec<_>>();
+                            let d: Vec<f32> = dx[t..].iter().step_by(4).copied().collect();
+                            let want =
+                                tq2_epilogue(k, row, a, lane(&bsum).into_iter(), d.into_iter());
                             let g = got[4 * r + t];
-                            // Two NaNs meeting may keep either payload; any other result is exact.
                             assert!(
-                                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                                same(g, want),
                                 "{isa:?} nb {nb} row {r}/{rows} token {t}/{tokens}: {g} vs {want}"
                             );
                         }
@@ -670,5 +595,90 @@ mod tests {
         if Isa::available().contains(&Isa::Avx512Vnni) {
             assert!(checked > 0);
         }
+    }
+
+    /// `rows` TQ2_0 rows of `nb` random blocks, a random stride (one block wider or not)
+    /// apart, and the stride. Block scales are ordinary f16 values, or when `special` also
+    /// negative, zero, subnormal, the largest, infinite and NaN of either sign.
+    fn tq2_rows(
+        next: &mut impl FnMut() -> u32,
+        rows: usize,
+        nb: usize,
+        special: bool,
+    ) -> (Vec<u8>, usize) {
+        const SPECIAL: [u16; 11] = [
+            0x3c00, 0x2e66, 0xb800, 0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0x7c00, 0x7e01, 0xfe01,
+        ];
+        let stride = nb * 66 + 66 * (next() as usize % 2);
+        let mut w: Vec<u8> = (0..(rows - 1) * stride + nb * 66)
+            .map(|_| next() as u8)
+            .collect();
+        for r in 0..rows {
+            for b in 0..nb {
+                let h = match special {
+                    true => SPECIAL[next() as usize % SPECIAL.len()],
+                    false => 0x3000 + (next() as u16 % 0x1000),
+                };
+                let at = r * stride + b * 66 + 64;
+                w[at..at + 2].copy_from_slice(&h.to_le_bytes());
+            }
+        }
+        (w, stride)
+    }
+
+    /// `n` Q8_K blocks of random activations, or of −128/127 only when `extremes`.
+    fn q8k_blocks(next: &mut impl FnMut() -> u32, n: usize, extremes: bool) -> Vec<BlockQ8K> {
+        (0..n)
+            .map(|_| BlockQ8K {
+                d: 1.0,
+                qs: std::array::from_fn(|_| match extremes {
+                    true => [-128i8, 127][next() as usize % 2],
+                    false => next() as i8,
+                }),
+                bsums: [0; 16],
+            })
+            .collect()
+    }
+
+    /// `n` random block sums and activation scales.
+    fn sums_and_scales(next: &mut impl FnMut() -> u32, n: usize) -> (Vec<i32>, Vec<f32>) {
+        let bsum = (0..n).map(|_| next() as i32 % 20000 - 10000).collect();
+        let dx = (0..n).map(|_| (next() % 1000) as f32 / 997.0).collect();
+        (bsum, dx)
+    }
+
+    /// The one-token loop: `row`'s block sums against `a` by the ISA's `tq2_dot`, then
+    /// llama.cpp's scalar epilogue in block order.
+    fn tq2_epilogue(
+        k: &KernelTable,
+        row: &[u8],
+        a: &[BlockQ8K],
+        bsum: impl Iterator<Item = i32>,
+        dx: impl Iterator<Item = f32>,
+    ) -> f32 {
+        let nb = row.len() / 66;
+        let mut s = vec![0i32; nb];
+        (k.tq2_dot)(row, a, &mut s);
+        let mut want = 0f32;
+        for (b, (bs, d)) in bsum.zip(dx).take(nb).enumerate() {
+            let dw = crate::format::tq2_0::block_scale(&row[b * 66..], 64);
+            want += (s[b] - bs) as f32 * (d * dw);
+        }
+        want
+    }
+
+    /// Equal bits, or both NaN (two NaNs meeting may keep either payload).
+    fn same(got: f32, want: f32) -> bool {
+        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan())
+    }
+
+    /// `n` Q8_K blocks of ones.
+    fn ones(n: usize) -> Vec<BlockQ8K> {
+        let one = BlockQ8K {
+            d: 1.0,
+            qs: [1; 256],
+            bsums: [0; 16],
+        };
+        vec![one; n]
     }
 }
