@@ -597,6 +597,35 @@ mod tests {
         }
     }
 
+    /// Every ISA's TQ1_0 kernel gives the scalar kernel's block sums over raw bytes, not only
+    /// the packer's: each of the 256 values of a stored byte (so every `u = s · 3ⁿ mod 256`,
+    /// including the digit boundaries 85/86 and 170/171 that packed data never reaches) and
+    /// activations at the int8 extremes.
+    #[test]
+    fn tq1_dot_matches_scalar_on_every_byte() {
+        let mut rng = crate::testing::lcg(0x51f1_5eed_7a11_0b57u64);
+        let mut next = || (rng() >> 33) as u32;
+        let nb = 12;
+        for isa in Isa::available() {
+            let k = table(isa).unwrap();
+            for round in 0..8u32 {
+                // Round r puts byte value 32r + (i mod 32) at position i: all 256 values
+                // over the rounds, in every position class of the block.
+                let row: Vec<u8> = (0..nb * 54)
+                    .map(|i| match next() % 4 {
+                        0 => next() as u8,
+                        _ => (32 * round + (i as u32 % 32)) as u8,
+                    })
+                    .collect();
+                let a = q8k_blocks(&mut next, nb, round % 2 == 1);
+                let (mut got, mut want) = (vec![0i32; nb], vec![0i32; nb]);
+                (k.tq1_dot)(&row, &a, &mut got);
+                (scalar::TABLE.tq1_dot)(&row, &a, &mut want);
+                assert_eq!(got, want, "{isa:?} round {round}");
+            }
+        }
+    }
+
     /// `rows` TQ2_0 rows of `nb` random blocks, a random stride (one block wider or not)
     /// apart, and the stride. Block scales are ordinary f16 values, or when `special` also
     /// negative, zero, subnormal, the largest, infinite and NaN of either sign.

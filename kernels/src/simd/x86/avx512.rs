@@ -349,6 +349,100 @@ unsafe fn tq2_block(blk: *const u8, qs: *const u8) -> __m512i {
     }
 }
 
+/// Base-3 digits of 64 stored TQ1_0 bytes `s`, one power per byte (`p_lo`/`p_hi`: the
+/// powers of the low and high byte of every 16-bit lane): `u = (s · p) mod 256` by two
+/// 16-bit multiplies (x86 has no byte multiply) and a byte blend, then `(u · 3) >> 8` as
+/// `[u ≥ 86] + [u ≥ 171]` by two byte compares (the same value for every `u < 256`; the
+/// multiply by 3 in 16-bit lanes had compiled to widening, adds and narrowing).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn tq1_digits(s: __m512i, (p_lo, p_hi): (__m512i, __m512i)) -> __m512i {
+    let hi_bytes = _mm512_set1_epi16(0xff00u16 as i16);
+    let lo = _mm512_mullo_epi16(s, p_lo);
+    let hi = _mm512_mullo_epi16(_mm512_and_si512(s, hi_bytes), p_hi);
+    let u = _mm512_mask_blend_epi8(0xAAAA_AAAA_AAAA_AAAA, lo, hi);
+    let one = _mm512_set1_epi8(1);
+    let ge86 = _mm512_cmpge_epu8_mask(u, _mm512_set1_epi8(86));
+    let ge171 = _mm512_cmpge_epu8_mask(u, _mm512_set1_epi8(171u8 as i8));
+    _mm512_add_epi8(
+        _mm512_maskz_mov_epi8(ge86, one),
+        _mm512_maskz_mov_epi8(ge171, one),
+    )
+}
+
+/// Per-byte powers of [`tq1_dot`]'s four digit vectors, as `(p_lo, p_hi)` operands of
+/// [`tq1_digits`]: elements 0..64 (`qs[0..32]` digits 0 and 1), 64..128 (digits 2 and 3),
+/// 128..192 (digit 4, then `qs[32..48]` digits 0 and 1) and 192..256 (`qs[32..48]` digits 2,
+/// 3 and 4, then `qh` digits 0..3).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn tq1_powers() -> [(__m512i, __m512i); 4] {
+    const fn pows(parts: [[u8; 16]; 4]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        let mut i = 0;
+        while i < 64 {
+            out[i] = parts[i / 16][i % 16];
+            i += 1;
+        }
+        out
+    }
+    const QH: [u8; 16] = [1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27];
+    const P: [[u8; 64]; 4] = [
+        pows([[1; 16], [1; 16], [3; 16], [3; 16]]),
+        pows([[9; 16], [9; 16], [27; 16], [27; 16]]),
+        pows([[81; 16], [81; 16], [1; 16], [3; 16]]),
+        pows([[9; 16], [27; 16], [81; 16], QH]),
+    ];
+    P.map(|p| {
+        // SAFETY: `p` is 64 bytes.
+        let v = unsafe { _mm512_loadu_si512(p.as_ptr() as *const __m512i) };
+        (
+            _mm512_and_si512(v, _mm512_set1_epi16(0x00ff)),
+            _mm512_srli_epi16::<8>(v),
+        )
+    })
+}
+
+/// See [`crate::simd::KernelTable::tq1_dot`]: each 54-byte block as four vectors of 64
+/// codes in element order ([`tq1_powers`]): `qs[0..32]` in both halves, then beside
+/// `qs[32..48]` (in both quarters of a half), then `qs[32..48]` beside `qh` (four times),
+/// so that one `vpdpbusd` takes 64 consecutive activations. Twice the width of the AVX2
+/// kernel, and `vpdpbusd` instead of `vpmaddubsw` plus adds.
+///
+/// # Safety
+/// AVX-512 F/BW and VNNI available; `row` readable for `out.len()` 54-byte blocks, `a` for
+/// `out.len()` blocks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn tq1_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]) {
+    let pw = tq1_powers();
+    for (b, o) in out.iter_mut().enumerate() {
+        // SAFETY: block b of the row and of the activations exist (caller); the loads read
+        // bytes 0..32, 32..48 and 48..52 of the block's 54, and the block's 256 activations.
+        unsafe {
+            let blk = row.add(b * 54);
+            let q = (*a.add(b)).qs.as_ptr() as *const __m512i;
+            let head = _mm256_loadu_si256(blk as *const __m256i);
+            let mid = _mm_loadu_si128(blk.add(32) as *const __m128i);
+            let qh = (blk.add(48) as *const i32).read_unaligned();
+            let mid2 = _mm256_broadcastsi128_si256(mid);
+            let tail =
+                _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(mid), _mm_set1_epi32(qh));
+            let heads = _mm512_broadcast_i64x4(head);
+            let z = [
+                heads,
+                heads,
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(head), mid2),
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(mid2), tail),
+            ];
+            let mut acc = _mm512_setzero_si512();
+            for (k, (zk, pk)) in z.into_iter().zip(pw).enumerate() {
+                acc = _mm512_dpbusd_epi32(acc, tq1_digits(zk, pk), _mm512_loadu_si512(q.add(k)));
+            }
+            *o = _mm512_reduce_add_epi32(acc);
+        }
+    }
+}
+
 /// The lane sums of four vectors, `[Σa0, Σa1, Σa2, Σa3]`, in 11 instructions instead of
 /// four separate reductions (exact: integer adds in any order).
 #[inline]

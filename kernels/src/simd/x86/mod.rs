@@ -54,7 +54,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     tq2_arrange: Some(avx512::arrange_tq2),
     tq2_rows_f32: Some(vnni_tq2_rows_f32),
     tq2_tile_f32: Some(vnni_tq2_tile_f32),
-    tq1_dot: avx2_tq1_dot,
+    tq1_dot: vnni_tq1_dot,
     absmax_bits: avx2_absmax_bits,
     norm_absmax: v4_norm_absmax,
     quant_i8: avx2_quant_i8,
@@ -216,6 +216,13 @@ fn avx2_tq1_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     // SAFETY: AVX2 present; `row` holds `out.len()` 54-byte blocks (the kernel loads 32 + 16
     // bytes at a block's start and reads `qh` bytewise), `a` as many Q8_K blocks.
     unsafe { avx2::tq1_dot(row.as_ptr(), a.as_ptr(), out) }
+}
+
+fn vnni_tq1_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
+    super::check_tq_dot(row, a, out.len(), tq1_0::BLOCK_BYTES);
+    // SAFETY: AVX-512 + VNNI present; `row` holds `out.len()` 54-byte blocks (the kernel
+    // reads bytes 0..52 of each), `a` as many Q8_K blocks.
+    unsafe { avx512::tq1_dot(row.as_ptr(), a.as_ptr(), out) }
 }
 
 fn avx2_dot_f16(w: &[u8], x: &[f32]) -> f32 {
