@@ -137,18 +137,13 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
 #[inline]
 #[target_feature(enable = "avx2")]
 fn digits(s: __m256i, p_lo: __m256i, p_hi: __m256i) -> __m256i {
-    let lo_mask = _mm256_set1_epi16(0x00ff);
     let hi_mask = _mm256_set1_epi16(0xff00u16 as i16);
-    let three = _mm256_set1_epi16(3);
-    let lo = _mm256_and_si256(_mm256_mullo_epi16(s, p_lo), lo_mask);
-    let hi = _mm256_and_si256(
-        _mm256_mullo_epi16(_mm256_and_si256(s, hi_mask), p_hi),
-        hi_mask,
-    );
-    let u = _mm256_or_si256(lo, hi);
-    let c_lo = _mm256_mulhi_epu16(_mm256_slli_epi16::<8>(u), three);
-    let c_hi = _mm256_slli_epi16::<8>(_mm256_mulhi_epu16(_mm256_and_si256(u, hi_mask), three));
-    _mm256_or_si256(c_lo, c_hi)
+    let lo = _mm256_mullo_epi16(s, p_lo);
+    let hi = _mm256_mullo_epi16(_mm256_and_si256(s, hi_mask), p_hi);
+    let u = _mm256_blendv_epi8(lo, hi, hi_mask);
+    // (u · 3) >> 8 = [u ≥ 86] + [u ≥ 171] for every byte u; each compare gives −1 where true.
+    let ge = |t: u8| _mm256_cmpeq_epi8(_mm256_max_epu8(u, _mm256_set1_epi8(t as i8)), u);
+    _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(ge(86), ge(171)))
 }
 
 /// Splits 32 per-byte powers into the `(p_lo, p_hi)` operands of [`digits`].
