@@ -131,6 +131,90 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
     }
 }
 
+/// See [`crate::simd::KernelTable::tq2_rows_f32`]: the AVX-512 kernel's plan on 256-bit
+/// vectors. Each row's block sum is [`tq2_dot`]'s (`vpmaddubsw` into 16-bit lanes, then
+/// `vpmaddwd`), the `R` rows' sums are reduced together into four lanes, and the float
+/// epilogue runs on those lanes, one per row (separate multiplies and adds, the scalar
+/// order). The rows are prefetched as one stream, [`PREFETCH`] bytes ahead of the first
+/// row's block.
+///
+/// # Safety
+/// AVX2 and F16C available; rows `r < R` readable at `w + r*stride` for `nb` whole 66-byte
+/// blocks; `a`, `bsum`, `dx` readable for `nb` entries; `out` writable for `R`.
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn tq2_rows_f32<const R: usize>(
+    w: *const u8,
+    stride: usize,
+    nb: usize,
+    a: *const BlockQ8K,
+    bsum: *const i32,
+    dx: *const f32,
+    out: *mut f32,
+) {
+    let mask = _mm256_set1_epi8(3);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm_setzero_ps();
+    for b in 0..nb {
+        let ahead = w.wrapping_add(PREFETCH + b * 66 * R);
+        for line in 0..R + 1 {
+            // Prefetch never faults, so the address may run past the rows.
+            _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(line * 64) as *const i8);
+        }
+        // SAFETY: block b's 256 activations are readable (caller).
+        let qs = unsafe { (*a.add(b)).qs.as_ptr() as *const u8 };
+        let mut sums = [_mm256_setzero_si256(); 4];
+        let mut h = _mm_setzero_si128();
+        for (r, sr) in sums.iter_mut().enumerate().take(R) {
+            let blk = w.wrapping_add(r * stride + b * 66);
+            // SAFETY: block b of row r is readable (caller): 64 code bytes and the scale.
+            unsafe {
+                let mut s = _mm256_setzero_si256();
+                for ch in 0..2 {
+                    let v = loadu(blk.add(ch * 32));
+                    let q = qs.add(ch * 128);
+                    let c0 = _mm256_and_si256(v, mask);
+                    let c1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
+                    let c2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+                    let c3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
+                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c0, loadu(q)));
+                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, loadu(q.add(32))));
+                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, loadu(q.add(64))));
+                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, loadu(q.add(96))));
+                }
+                *sr = _mm256_madd_epi16(s, ones);
+                let d = i32::from((blk.add(64) as *const i16).read_unaligned());
+                h = match r {
+                    0 => _mm_insert_epi16::<0>(h, d),
+                    1 => _mm_insert_epi16::<1>(h, d),
+                    2 => _mm_insert_epi16::<2>(h, d),
+                    _ => _mm_insert_epi16::<3>(h, d),
+                };
+            }
+        }
+        let h01 = _mm256_hadd_epi32(sums[0], sums[1]);
+        let h23 = _mm256_hadd_epi32(sums[2], sums[3]);
+        let hh = _mm256_hadd_epi32(h01, h23);
+        let s4 = _mm_add_epi32(
+            _mm256_castsi256_si128(hh),
+            _mm256_extracti128_si256::<1>(hh),
+        );
+        // SAFETY: entry b of bsum and dx is readable (caller).
+        let (bs, d_x) = unsafe { (_mm_set1_epi32(*bsum.add(b)), _mm_set1_ps(*dx.add(b))) };
+        let p = _mm_mul_ps(
+            _mm_cvtepi32_ps(_mm_sub_epi32(s4, bs)),
+            _mm_mul_ps(d_x, _mm_cvtph_ps(h)),
+        );
+        acc = _mm_add_ps(acc, p);
+    }
+    let mut lanes = [0f32; 4];
+    // SAFETY: `lanes` is 16 bytes.
+    unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), acc) };
+    for (r, &v) in lanes[..R].iter().enumerate() {
+        // SAFETY: out[r] is writable for r < R (caller).
+        unsafe { *out.add(r) = v };
+    }
+}
+
 /// Base-3 digit extraction on 32 stored bytes: byte `i` gets digit `log3(pow_i)`, i.e.
 /// `(((s_i * pow_i) mod 256) * 3) >> 8`. `p_lo`/`p_hi` hold the even/odd bytes' powers
 /// as 16-bit lanes (x86 has no byte multiply).

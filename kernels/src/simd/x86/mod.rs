@@ -32,7 +32,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     i2_arrange: None,
     tq2_dot: avx2_tq2_dot,
     tq2_arrange: None,
-    tq2_rows_f32: None,
+    tq2_rows_f32: Some(avx2_tq2_rows_f32),
     tq2_tile_f32: None,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
@@ -142,6 +142,37 @@ fn vnni_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     // SAFETY: AVX-512 + VNNI present; bounds as for the AVX2 variant (a 64-byte load at a
     // block's start stays inside its 66 bytes).
     unsafe { avx512::tq2_dot(row.as_ptr(), a.as_ptr(), out) }
+}
+
+fn avx2_tq2_rows_f32(
+    w: &[u8],
+    stride: usize,
+    nb: usize,
+    a: &[BlockQ8K],
+    bsum: &[i32],
+    dx: &[f32],
+    out: &mut [f32],
+) {
+    let rows = out.len();
+    super::check_tq_rows(w, stride, nb, a, bsum, dx, rows, tq2_0::BLOCK_BYTES);
+    let (w, a, bs, d, o) = (
+        w.as_ptr(),
+        a.as_ptr(),
+        bsum.as_ptr(),
+        dx.as_ptr(),
+        out.as_mut_ptr(),
+    );
+    // SAFETY: AVX2 and F16C present (the AVX2 table's requirement); the `rows` rows hold
+    // `nb` whole 66-byte blocks each, `stride` bytes apart; `a`, `bsum` and `dx` hold `nb`
+    // entries; `out` holds `rows` floats (all checked just above).
+    unsafe {
+        match rows {
+            1 => avx2::tq2_rows_f32::<1>(w, stride, nb, a, bs, d, o),
+            2 => avx2::tq2_rows_f32::<2>(w, stride, nb, a, bs, d, o),
+            3 => avx2::tq2_rows_f32::<3>(w, stride, nb, a, bs, d, o),
+            _ => avx2::tq2_rows_f32::<4>(w, stride, nb, a, bs, d, o),
+        }
+    }
 }
 
 fn vnni_tq2_rows_f32(
