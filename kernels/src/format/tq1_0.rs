@@ -196,7 +196,7 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq1_0<B> {
             super::tq2_0::TqDot {
                 one: k.tq1_dot,
                 arrange: None,
-                rows_f32: None,
+                rows_f32: k.tq1_rows_f32,
                 tile_f32: None,
             },
             acts,

@@ -49,6 +49,9 @@ pub(crate) struct KernelTable {
     /// rounded to f32 (never fused): the bits of the one-token loop over `tq2_dot`. `None`
     /// where that loop is as good.
     pub tq2_rows_f32: Option<TqRowsFn>,
+    /// [`tq2_rows_f32`](Self::tq2_rows_f32) for TQ1_0 rows (54-byte blocks, activations in
+    /// element order).
+    pub tq1_rows_f32: Option<TqRowsFn>,
     /// Prefill's TQ2_0 tile: `rows` (1..=2) rows `stride` bytes apart from `w[0]` against
     /// `tokens` (1..=4) tokens (token `t`'s blocks at `a[t*nb..]`, in `tq2_arrange` layout),
     /// decoding each block once for all tokens and loading each activation once for all
@@ -437,39 +440,45 @@ mod tests {
         }
     }
 
-    /// The one-token rows kernel gives, bit for bit, the ISA's one-row block sums run
-    /// through the scalar epilogue: one to four rows, 1–11 blocks, row strides wider than
-    /// the row, and f16 scales that are negative, zero, subnormal, the largest, infinite or
-    /// NaN (see [`tq2_rows`]); it writes nothing past its rows.
+    /// The one-token rows kernels (TQ2_0 and TQ1_0) give, bit for bit, the ISA's one-row
+    /// block sums run through the scalar epilogue: one to four rows, 1–11 blocks, row
+    /// strides wider than the row, and f16 scales that are negative, zero, subnormal, the
+    /// largest, infinite or NaN (see [`tq_rows`]); they write nothing past their rows.
     #[test]
-    fn tq2_rows_f32_has_the_one_token_loops_bits() {
+    fn tq_rows_f32_have_the_one_token_loops_bits() {
         let mut rng = crate::testing::lcg(0x9b05_688c_2b3e_6c1fu64);
         let mut next = || (rng() >> 33) as u32;
         let mut checked = 0;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
-            let Some(rows_fn) = k.tq2_rows_f32 else {
-                continue;
-            };
-            for nb in 1..=11 {
-                for rows in 1..=4 {
-                    let special = (nb + rows) % 4 == 0;
-                    let (w, stride) = tq2_rows(&mut next, rows, nb, special);
-                    let a = q8k_blocks(&mut next, nb, false);
-                    let (bsum, dx) = sums_and_scales(&mut next, nb);
-                    let mut got = [f32::NAN; 5];
-                    rows_fn(&w, stride, nb, &a, &bsum, &dx, &mut got[..rows]);
-                    for (r, &g) in got[..rows].iter().enumerate() {
-                        let row = &w[r * stride..r * stride + nb * 66];
-                        let want =
-                            tq2_epilogue(k, row, &a, bsum.iter().copied(), dx.iter().copied());
-                        assert!(
-                            same(g, want),
-                            "{isa:?} nb {nb} row {r}/{rows}: {g} vs {want}"
-                        );
+            let kinds = [
+                (k.tq2_rows_f32, k.tq2_dot, 66),
+                (k.tq1_rows_f32, k.tq1_dot, 54),
+            ];
+            for (rows_fn, dot, bytes) in kinds {
+                let Some(rows_fn) = rows_fn else {
+                    continue;
+                };
+                for nb in 1..=11 {
+                    for rows in 1..=4 {
+                        let special = (nb + rows) % 4 == 0;
+                        let (w, stride) = tq_rows(&mut next, rows, nb, special, bytes);
+                        let a = q8k_blocks(&mut next, nb, false);
+                        let (bsum, dx) = sums_and_scales(&mut next, nb);
+                        let mut got = [f32::NAN; 5];
+                        rows_fn(&w, stride, nb, &a, &bsum, &dx, &mut got[..rows]);
+                        for (r, &g) in got[..rows].iter().enumerate() {
+                            let row = &w[r * stride..r * stride + nb * bytes];
+                            let (bs, d) = (bsum.iter().copied(), dx.iter().copied());
+                            let want = tq_epilogue(dot, row, bytes, &a, bs, d);
+                            assert!(
+                                same(g, want),
+                                "{isa:?} {bytes}-byte blocks nb {nb} row {r}/{rows}: {g} vs {want}"
+                            );
+                        }
+                        assert!(got[rows].is_nan(), "wrote past its rows");
+                        checked += 1;
                     }
-                    assert!(got[rows].is_nan(), "wrote past its rows");
-                    checked += 1;
                 }
             }
         }
@@ -553,7 +562,7 @@ mod tests {
             for nb in 1..=9 {
                 for (rows, tokens) in (1..=2).flat_map(|r| (1..=4).map(move |t| (r, t))) {
                     let special = (nb + tokens) % 3 == 0;
-                    let (w, stride) = tq2_rows(&mut next, rows, nb, special);
+                    let (w, stride) = tq_rows(&mut next, rows, nb, special, 66);
                     let a = q8k_blocks(&mut next, tokens * nb, special);
                     let (bsum, dx) = sums_and_scales(&mut next, 4 * nb);
                     let mut got = [f32::NAN; 9];
@@ -575,8 +584,14 @@ mod tests {
                             let lane =
                                 |v: &[i32]| v[t..].iter().step_by(4).copied().collect::<Vec<_>>();
                             let d: Vec<f32> = dx[t..].iter().step_by(4).copied().collect();
-                            let want =
-                                tq2_epilogue(k, row, a, lane(&bsum).into_iter(), d.into_iter());
+                            let want = tq_epilogue(
+                                k.tq2_dot,
+                                row,
+                                66,
+                                a,
+                                lane(&bsum).into_iter(),
+                                d.into_iter(),
+                            );
                             let g = got[4 * r + t];
                             assert!(
                                 same(g, want),
@@ -626,20 +641,22 @@ mod tests {
         }
     }
 
-    /// `rows` TQ2_0 rows of `nb` random blocks, a random stride (one block wider or not)
-    /// apart, and the stride. Block scales are ordinary f16 values, or when `special` also
-    /// negative, zero, subnormal, the largest, infinite and NaN of either sign.
-    fn tq2_rows(
+    /// `rows` TQ rows of `nb` random `bytes`-long blocks (66: TQ2_0, 54: TQ1_0; the f16
+    /// scale in the last two bytes), a random stride (one block wider or not) apart, and the
+    /// stride. Block scales are ordinary f16 values, or when `special` also negative, zero,
+    /// subnormal, the largest, infinite and NaN of either sign.
+    fn tq_rows(
         next: &mut impl FnMut() -> u32,
         rows: usize,
         nb: usize,
         special: bool,
+        bytes: usize,
     ) -> (Vec<u8>, usize) {
         const SPECIAL: [u16; 11] = [
             0x3c00, 0x2e66, 0xb800, 0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0x7c00, 0x7e01, 0xfe01,
         ];
-        let stride = nb * 66 + 66 * (next() as usize % 2);
-        let mut w: Vec<u8> = (0..(rows - 1) * stride + nb * 66)
+        let stride = nb * bytes + bytes * (next() as usize % 2);
+        let mut w: Vec<u8> = (0..(rows - 1) * stride + nb * bytes)
             .map(|_| next() as u8)
             .collect();
         for r in 0..rows {
@@ -648,7 +665,7 @@ mod tests {
                     true => SPECIAL[next() as usize % SPECIAL.len()],
                     false => 0x3000 + (next() as u16 % 0x1000),
                 };
-                let at = r * stride + b * 66 + 64;
+                let at = r * stride + b * bytes + bytes - 2;
                 w[at..at + 2].copy_from_slice(&h.to_le_bytes());
             }
         }
@@ -676,21 +693,22 @@ mod tests {
         (bsum, dx)
     }
 
-    /// The one-token loop: `row`'s block sums against `a` by the ISA's `tq2_dot`, then
-    /// llama.cpp's scalar epilogue in block order.
-    fn tq2_epilogue(
-        k: &KernelTable,
+    /// The one-token loop: `row`'s block sums against `a` by the ISA's one-row kernel `dot`
+    /// (`bytes`-long blocks), then llama.cpp's scalar epilogue in block order.
+    fn tq_epilogue(
+        dot: fn(&[u8], &[BlockQ8K], &mut [i32]),
         row: &[u8],
+        bytes: usize,
         a: &[BlockQ8K],
         bsum: impl Iterator<Item = i32>,
         dx: impl Iterator<Item = f32>,
     ) -> f32 {
-        let nb = row.len() / 66;
+        let nb = row.len() / bytes;
         let mut s = vec![0i32; nb];
-        (k.tq2_dot)(row, a, &mut s);
+        dot(row, a, &mut s);
         let mut want = 0f32;
         for (b, (bs, d)) in bsum.zip(dx).take(nb).enumerate() {
-            let dw = crate::format::tq2_0::block_scale(&row[b * 66..], 64);
+            let dw = crate::format::tq2_0::block_scale(&row[b * bytes..], bytes - 2);
             want += (s[b] - bs) as f32 * (d * dw);
         }
         want

@@ -416,30 +416,47 @@ fn tq1_powers() -> [(__m512i, __m512i); 4] {
 pub(super) unsafe fn tq1_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]) {
     let pw = tq1_powers();
     for (b, o) in out.iter_mut().enumerate() {
-        // SAFETY: block b of the row and of the activations exist (caller); the loads read
-        // bytes 0..32, 32..48 and 48..52 of the block's 54, and the block's 256 activations.
-        unsafe {
-            let blk = row.add(b * 54);
-            let q = (*a.add(b)).qs.as_ptr() as *const __m512i;
-            let head = _mm256_loadu_si256(blk as *const __m256i);
-            let mid = _mm_loadu_si128(blk.add(32) as *const __m128i);
-            let qh = (blk.add(48) as *const i32).read_unaligned();
-            let mid2 = _mm256_broadcastsi128_si256(mid);
-            let tail =
-                _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(mid), _mm_set1_epi32(qh));
-            let heads = _mm512_broadcast_i64x4(head);
-            let z = [
-                heads,
-                heads,
-                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(head), mid2),
-                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(mid2), tail),
-            ];
-            let mut acc = _mm512_setzero_si512();
-            for (k, (zk, pk)) in z.into_iter().zip(pw).enumerate() {
-                acc = _mm512_dpbusd_epi32(acc, tq1_digits(zk, pk), _mm512_loadu_si512(q.add(k)));
-            }
-            *o = _mm512_reduce_add_epi32(acc);
+        // SAFETY: block b of the row and of the activations exist (caller).
+        *o = unsafe {
+            _mm512_reduce_add_epi32(tq1_block(
+                row.add(b * 54),
+                (*a.add(b)).qs.as_ptr() as *const u8,
+                &pw,
+            ))
+        };
+    }
+}
+
+/// `Σ_j code_j · q_j` of one TQ1_0 block as 16 i32 lanes (not yet reduced), `pw` from
+/// [`tq1_powers`]; `qs` in element order.
+///
+/// # Safety
+/// AVX-512 F/BW and VNNI available; bytes 0..52 of the block at `blk` and 256 activations
+/// at `qs` readable.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn tq1_block(blk: *const u8, qs: *const u8, pw: &[(__m512i, __m512i); 4]) -> __m512i {
+    // SAFETY: the loads read bytes 0..32, 32..48 and 48..52 of the block and its 256
+    // activations (caller).
+    unsafe {
+        let q = qs as *const __m512i;
+        let head = _mm256_loadu_si256(blk as *const __m256i);
+        let mid = _mm_loadu_si128(blk.add(32) as *const __m128i);
+        let qh = (blk.add(48) as *const i32).read_unaligned();
+        let mid2 = _mm256_broadcastsi128_si256(mid);
+        let tail = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(mid), _mm_set1_epi32(qh));
+        let heads = _mm512_broadcast_i64x4(head);
+        let z = [
+            heads,
+            heads,
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(head), mid2),
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(mid2), tail),
+        ];
+        let mut acc = _mm512_setzero_si512();
+        for (k, (zk, pk)) in z.into_iter().zip(*pw).enumerate() {
+            acc = _mm512_dpbusd_epi32(acc, tq1_digits(zk, pk), _mm512_loadu_si512(q.add(k)));
         }
+        acc
     }
 }
 
@@ -499,12 +516,13 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
     }
 }
 
-/// See [`crate::simd::KernelTable::tq2_rows_f32`]: `R` rows block by block, the block's
-/// 256 activations read from L1 for each row. Each row's block sum comes from four
-/// `vpdpbusd` ([`tq2_block`]) and the `R` sums are reduced together ([`reduce4`]), so
-/// the float epilogue runs on a four-lane vector, one lane per row: `(f32)(s − bsum) · (dx ·
-/// d)` then `acc + that`, separate multiplies and adds as in the scalar order. The rows are
-/// contiguous in a TQ2_0 matrix, so they are prefetched as one stream, [`PREFETCH`] bytes
+/// See [`crate::simd::KernelTable::tq2_rows_f32`] (and `tq1_rows_f32` with `TQ1`: 54-byte
+/// blocks, scale at byte 52): `R` rows block by block, the block's 256 activations read
+/// from L1 for each row. Each row's block sum comes from four `vpdpbusd` ([`tq2_block`],
+/// [`tq1_block`]) and the `R` sums are reduced together ([`reduce4`]), so the float
+/// epilogue runs on a four-lane vector, one lane per row: `(f32)(s − bsum) · (dx · d)` then
+/// `acc + that`, separate multiplies and adds as in the scalar order. The rows are
+/// contiguous in a TQ matrix, so they are prefetched as one stream, [`PREFETCH`] bytes
 /// ahead of the first row's block, `R + 1` lines a block (any stride is safe: a hint only).
 ///
 /// Why: the one-token loop over [`tq2_dot`] reduced every block alone and ran the epilogue
@@ -515,9 +533,9 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
 ///
 /// # Safety
 /// AVX-512 F/BW, VNNI and F16C available; rows `r < R` readable at `w + r*stride` for `nb`
-/// whole 66-byte blocks; `a`, `bsum`, `dx` readable for `nb` entries; `out` writable for `R`.
+/// whole blocks; `a`, `bsum`, `dx` readable for `nb` entries; `out` writable for `R`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-pub(super) unsafe fn tq2_rows_f32<const R: usize>(
+pub(super) unsafe fn tq_rows_f32<const R: usize, const TQ1: bool>(
     w: *const u8,
     stride: usize,
     nb: usize,
@@ -526,6 +544,8 @@ pub(super) unsafe fn tq2_rows_f32<const R: usize>(
     dx: *const f32,
     out: *mut f32,
 ) {
+    let (bytes, scale_at) = if TQ1 { (54, 52) } else { (66, 64) };
+    let pw = tq1_powers();
     let mut acc = _mm_setzero_ps();
     for b in 0..nb {
         let mut s = [_mm512_setzero_si512(); 4];
@@ -533,17 +553,22 @@ pub(super) unsafe fn tq2_rows_f32<const R: usize>(
         // could not be forwarded and would wait for those stores to retire, behind the
         // rows' cache misses, which then no longer overlap (cold 2B-4T: 2x slower).
         let mut h = _mm_setzero_si128();
-        let ahead = w.wrapping_add(PREFETCH + b * 66 * R);
+        let ahead = w.wrapping_add(PREFETCH + b * bytes * R);
         for line in 0..R + 1 {
             // Prefetch never faults, so the address may run past the rows.
             _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(line * 64) as *const i8);
         }
         for (r, sr) in s.iter_mut().enumerate().take(R) {
-            let blk = w.wrapping_add(r * stride + b * 66);
-            // SAFETY: block b of row r is readable (caller): 64 code bytes and the scale.
+            let blk = w.wrapping_add(r * stride + b * bytes);
+            // SAFETY: block b of row r is readable (caller): its codes and its scale.
             unsafe {
-                *sr = tq2_block(blk, (*a.add(b)).qs.as_ptr() as *const u8);
-                let d = i32::from((blk.add(64) as *const i16).read_unaligned());
+                let qs = (*a.add(b)).qs.as_ptr() as *const u8;
+                *sr = if TQ1 {
+                    tq1_block(blk, qs, &pw)
+                } else {
+                    tq2_block(blk, qs)
+                };
+                let d = i32::from((blk.add(scale_at) as *const i16).read_unaligned());
                 h = match r {
                     0 => _mm_insert_epi16::<0>(h, d),
                     1 => _mm_insert_epi16::<1>(h, d),

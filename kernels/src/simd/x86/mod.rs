@@ -33,6 +33,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     tq2_dot: avx2_tq2_dot,
     tq2_arrange: None,
     tq2_rows_f32: Some(avx2_tq2_rows_f32),
+    tq1_rows_f32: None,
     tq2_tile_f32: None,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
@@ -53,6 +54,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     tq2_dot: vnni_tq2_dot,
     tq2_arrange: Some(avx512::arrange_tq2),
     tq2_rows_f32: Some(vnni_tq2_rows_f32),
+    tq1_rows_f32: Some(vnni_tq1_rows_f32),
     tq2_tile_f32: Some(vnni_tq2_tile_f32),
     tq1_dot: vnni_tq1_dot,
     absmax_bits: avx2_absmax_bits,
@@ -184,8 +186,32 @@ fn vnni_tq2_rows_f32(
     dx: &[f32],
     out: &mut [f32],
 ) {
+    vnni_tq_rows_f32::<false>(w, stride, nb, a, (bsum, dx), out, tq2_0::BLOCK_BYTES)
+}
+
+fn vnni_tq1_rows_f32(
+    w: &[u8],
+    stride: usize,
+    nb: usize,
+    a: &[BlockQ8K],
+    bsum: &[i32],
+    dx: &[f32],
+    out: &mut [f32],
+) {
+    vnni_tq_rows_f32::<true>(w, stride, nb, a, (bsum, dx), out, tq1_0::BLOCK_BYTES)
+}
+
+fn vnni_tq_rows_f32<const TQ1: bool>(
+    w: &[u8],
+    stride: usize,
+    nb: usize,
+    a: &[BlockQ8K],
+    (bsum, dx): (&[i32], &[f32]),
+    out: &mut [f32],
+    block_bytes: usize,
+) {
     let rows = out.len();
-    super::check_tq_rows(w, stride, nb, a, bsum, dx, rows, tq2_0::BLOCK_BYTES);
+    super::check_tq_rows(w, stride, nb, a, bsum, dx, rows, block_bytes);
     let (w, a, bs, d, o) = (
         w.as_ptr(),
         a.as_ptr(),
@@ -193,15 +219,15 @@ fn vnni_tq2_rows_f32(
         dx.as_ptr(),
         out.as_mut_ptr(),
     );
-    // SAFETY: AVX-512 + VNNI (and F16C) present; the `rows` rows hold `nb` whole 66-byte
-    // blocks each, `stride` bytes apart; `a`, `bsum` and `dx` hold `nb` entries; `out` holds
-    // `rows` floats (all checked just above).
+    // SAFETY: AVX-512 + VNNI (and F16C) present; the `rows` rows hold `nb` whole blocks
+    // each, `stride` bytes apart; `a`, `bsum` and `dx` hold `nb` entries; `out` holds `rows`
+    // floats (all checked just above).
     unsafe {
         match rows {
-            1 => avx512::tq2_rows_f32::<1>(w, stride, nb, a, bs, d, o),
-            2 => avx512::tq2_rows_f32::<2>(w, stride, nb, a, bs, d, o),
-            3 => avx512::tq2_rows_f32::<3>(w, stride, nb, a, bs, d, o),
-            _ => avx512::tq2_rows_f32::<4>(w, stride, nb, a, bs, d, o),
+            1 => avx512::tq_rows_f32::<1, TQ1>(w, stride, nb, a, bs, d, o),
+            2 => avx512::tq_rows_f32::<2, TQ1>(w, stride, nb, a, bs, d, o),
+            3 => avx512::tq_rows_f32::<3, TQ1>(w, stride, nb, a, bs, d, o),
+            _ => avx512::tq_rows_f32::<4, TQ1>(w, stride, nb, a, bs, d, o),
         }
     }
 }
