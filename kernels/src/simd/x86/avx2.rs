@@ -104,7 +104,6 @@ pub(super) unsafe fn i2_dot(
 /// AVX2 available; `row` readable for `out.len()` 66-byte blocks, `a` for `out.len()` blocks.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]) {
-    let mask = _mm256_set1_epi8(3);
     for (b, o) in out.iter_mut().enumerate() {
         // SAFETY: block b of the row and of the activations exist (caller).
         unsafe {
@@ -112,23 +111,37 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
             // Prefetch never faults; two lines cover the 66-byte block [`PREFETCH`] ahead.
             _mm_prefetch::<_MM_HINT_T1>(blk.wrapping_add(PREFETCH) as *const i8);
             _mm_prefetch::<_MM_HINT_T1>(blk.wrapping_add(PREFETCH + 64) as *const i8);
-            let qs = (*a.add(b)).qs.as_ptr() as *const u8;
-            let mut s = _mm256_setzero_si256();
-            for ch in 0..2 {
-                let v = loadu(blk.add(ch * 32));
-                let q = qs.add(ch * 128);
-                let c0 = _mm256_and_si256(v, mask);
-                let c1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
-                let c2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-                let c3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c0, loadu(q)));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, loadu(q.add(32))));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, loadu(q.add(64))));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, loadu(q.add(96))));
-            }
-            *o = hsum(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+            *o = hsum(tq2_block(blk, (*a.add(b)).qs.as_ptr() as *const u8));
         }
     }
+}
+
+/// `Σ_j code_j · q_j` of one TQ2_0 block as eight i32 lanes (not yet reduced):
+/// `vpmaddubsw` into 16-bit lanes (at most 8·2·2·128 apart from zero), then `vpmaddwd`.
+///
+/// # Safety
+/// AVX2 available; 64 code bytes at `blk` and 256 activations at `qs` readable.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn tq2_block(blk: *const u8, qs: *const u8) -> __m256i {
+    let mask = _mm256_set1_epi8(3);
+    let mut s = _mm256_setzero_si256();
+    for ch in 0..2 {
+        // SAFETY: bytes ch*32.. of the block's codes and ch*128.. of its activations (caller).
+        unsafe {
+            let v = loadu(blk.add(ch * 32));
+            let q = qs.add(ch * 128);
+            let c0 = _mm256_and_si256(v, mask);
+            let c1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
+            let c2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+            let c3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c0, loadu(q)));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, loadu(q.add(32))));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, loadu(q.add(64))));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, loadu(q.add(96))));
+        }
+    }
+    _mm256_madd_epi16(s, _mm256_set1_epi16(1))
 }
 
 /// See [`crate::simd::KernelTable::tq2_rows_f32`]: the AVX-512 kernel's plan on 256-bit
@@ -151,8 +164,6 @@ pub(super) unsafe fn tq2_rows_f32<const R: usize>(
     dx: *const f32,
     out: *mut f32,
 ) {
-    let mask = _mm256_set1_epi8(3);
-    let ones = _mm256_set1_epi16(1);
     let mut acc = _mm_setzero_ps();
     for b in 0..nb {
         let ahead = w.wrapping_add(PREFETCH + b * 66 * R);
@@ -168,20 +179,7 @@ pub(super) unsafe fn tq2_rows_f32<const R: usize>(
             let blk = w.wrapping_add(r * stride + b * 66);
             // SAFETY: block b of row r is readable (caller): 64 code bytes and the scale.
             unsafe {
-                let mut s = _mm256_setzero_si256();
-                for ch in 0..2 {
-                    let v = loadu(blk.add(ch * 32));
-                    let q = qs.add(ch * 128);
-                    let c0 = _mm256_and_si256(v, mask);
-                    let c1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
-                    let c2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-                    let c3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
-                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c0, loadu(q)));
-                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, loadu(q.add(32))));
-                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, loadu(q.add(64))));
-                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, loadu(q.add(96))));
-                }
-                *sr = _mm256_madd_epi16(s, ones);
+                *sr = tq2_block(blk, qs);
                 let d = i32::from((blk.add(64) as *const i16).read_unaligned());
                 h = match r {
                     0 => _mm_insert_epi16::<0>(h, d),
