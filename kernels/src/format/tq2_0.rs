@@ -257,6 +257,24 @@ pub(crate) fn gemm_tq(
                 }
                 return;
             }
+            if let Some(tile) = dot.tile_f32.filter(|_| tokens > 1) {
+                // Rows in pairs against four tokens at a time, the epilogue in the kernel.
+                for (p, o) in out.chunks_mut(TQ_ROWS * tokens).enumerate() {
+                    let (r, nr) = (r0 + TQ_ROWS * p, o.len() / tokens);
+                    let w = &bytes[r * stride..(r + nr) * stride];
+                    for t0 in (0..tokens).step_by(4) {
+                        let m = (tokens - t0).min(4);
+                        let kb = &kblocks[t0 * nb..(t0 + m) * nb];
+                        let lanes = (&bsum[t0 * nb..(t0 + 4) * nb], &dx[t0 * nb..(t0 + 4) * nb]);
+                        let mut v = [0f32; 4 * TQ_ROWS];
+                        tile(w, stride, nr, kb, nb, m, lanes, &mut v[..4 * nr]);
+                        for (oi, vi) in o.chunks_mut(tokens).zip(v.chunks_exact(4)) {
+                            oi[t0..t0 + m].copy_from_slice(&vi[..m]);
+                        }
+                    }
+                }
+                return;
+            }
             // Two rows' block-major sums of one group of tokens, one token's sums, two
             // rows' block scales.
             let mut st = (
@@ -292,24 +310,6 @@ pub(crate) fn gemm_tq(
                         acc += (s - bs) as f32 * (d * block_scale(blk, scale_at));
                     }
                     *o = acc;
-                }
-                return;
-            }
-            if let Some(tile) = dot.tile_f32 {
-                // Rows in pairs against four tokens at a time, the epilogue in the kernel.
-                for (p, o) in out.chunks_mut(TQ_ROWS * tokens).enumerate() {
-                    let (r, nr) = (r0 + TQ_ROWS * p, o.len() / tokens);
-                    let w = &bytes[r * stride..(r + nr) * stride];
-                    for t0 in (0..tokens).step_by(4) {
-                        let m = (tokens - t0).min(4);
-                        let kb = &kblocks[t0 * nb..(t0 + m) * nb];
-                        let lanes = (&bsum[t0 * nb..(t0 + 4) * nb], &dx[t0 * nb..(t0 + 4) * nb]);
-                        let mut v = [0f32; 4 * TQ_ROWS];
-                        tile(w, stride, nr, kb, nb, m, lanes, &mut v[..4 * nr]);
-                        for (oi, vi) in o.chunks_mut(tokens).zip(v.chunks_exact(4)) {
-                            oi[t0..t0 + m].copy_from_slice(&vi[..m]);
-                        }
-                    }
                 }
                 return;
             }

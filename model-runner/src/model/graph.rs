@@ -614,9 +614,10 @@ impl<'a> Model<'a> {
         rec(|p| &mut p.up, up);
         let act = c.arch.ffn_activation();
         let work = elementwise(gate.len());
-        (self.exec).for_paired_items(gate, ffn, up, ffn, work, |_, g, u| {
-            ffn_activation(act, g, u)
-        });
+        self.exec
+            .for_paired_items(gate, ffn, up, ffn, work, |_, g, u| {
+                ffn_activation(act, g, u)
+            });
         rec(|p| &mut p.m, gate);
         let op = "ffn_down";
         let m = self
