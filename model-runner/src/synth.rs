@@ -92,14 +92,20 @@ pub enum SynthType {
     I2s,
     /// llama.cpp TQ2_0 (file_type 37).
     Tq2_0,
+    /// llama.cpp TQ1_0 (file_type 36).
+    Tq1_0,
 }
 
 impl SynthType {
-    /// `i2s` or `tq2_0`.
+    /// The names `parse` knows, for error messages.
+    pub const NAMES: &'static str = "i2s, tq2_0, tq1_0";
+
+    /// `i2s`, `tq2_0` or `tq1_0`.
     pub fn parse(name: &str) -> Option<SynthType> {
         match name.to_ascii_lowercase().as_str() {
             "i2s" | "i2_s" => Some(SynthType::I2s),
             "tq2_0" | "tq2" => Some(SynthType::Tq2_0),
+            "tq1_0" | "tq1" => Some(SynthType::Tq1_0),
             _ => None,
         }
     }
@@ -108,6 +114,7 @@ impl SynthType {
         match self {
             SynthType::I2s => GgmlType::I2_S,
             SynthType::Tq2_0 => GgmlType::TQ2_0,
+            SynthType::Tq1_0 => GgmlType::TQ1_0,
         }
     }
 
@@ -115,6 +122,7 @@ impl SynthType {
         match self {
             SynthType::I2s => 40,
             SynthType::Tq2_0 => 37,
+            SynthType::Tq1_0 => 36,
         }
     }
 }
@@ -302,6 +310,14 @@ fn valid_code_byte(i: u64) -> u8 {
     (i % 3) | ((i / 3 % 3) << 2) | ((i / 9 % 3) << 4) | ((i / 27) << 6)
 }
 
+/// A TQ1_0 byte as llama.cpp's quantizer stores it: the base-3 number `b < 243` of five
+/// codes becomes `ceil(b · 256 / 243)`. The `qh` bytes (`tail`) hold four codes and a zero
+/// last digit, so `b` is a multiple of 3.
+fn tq1_code_byte(i: u64, tail: bool) -> u8 {
+    let b = if tail { i % 81 * 3 } else { i % 243 };
+    (b * 256).div_ceil(243) as u8
+}
+
 fn mix(seed: u64, tensor: u64, i: u64) -> u64 {
     let mut z =
         seed ^ tensor.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i.wrapping_mul(0xd1b5_4a32_d192_ed03);
@@ -355,6 +371,18 @@ pub fn fill_tensor(plan: &[TensorPlan], index: usize, seed: u64, offset: u64, ou
                             valid_code_byte(mix(seed, ti, p))
                         } else {
                             d[(in_block - 64) as usize]
+                        };
+                    }
+                }
+                GgmlType::TQ1_0 => {
+                    let d = f16::from_f32(scale).to_le_bytes();
+                    for (j, o) in out.iter_mut().enumerate() {
+                        let p = offset + j as u64;
+                        let in_block = p % 54;
+                        *o = match in_block {
+                            0..48 => tq1_code_byte(mix(seed, ti, p), false),
+                            48..52 => tq1_code_byte(mix(seed, ti, p), true),
+                            _ => d[(in_block - 52) as usize],
                         };
                     }
                 }
@@ -540,9 +568,33 @@ mod tests {
     }
 
     #[test]
+    fn tq1_bytes_are_the_quantizers_bytes() {
+        // Every stored byte must decode (digit n = ((s·3ⁿ mod 256)·3) >> 8) to the codes it
+        // was made from, and the tail bytes' fifth digit must be 0.
+        let digits = |s: u8| -> [u64; 5] {
+            let mut d = [0; 5];
+            let mut q = s;
+            for x in &mut d {
+                *x = ((q as u16 * 3) >> 8) as u64;
+                q = q.wrapping_mul(3);
+            }
+            d
+        };
+        for i in 0..243 {
+            let d = digits(tq1_code_byte(i, false));
+            assert_eq!(d.iter().fold(0, |b, &x| b * 3 + x), i, "qs byte of {i}");
+        }
+        for i in 0..81 {
+            let d = digits(tq1_code_byte(i, true));
+            assert_eq!(d.iter().fold(0, |b, &x| b * 3 + x), i * 3, "qh byte of {i}");
+            assert_eq!(d[4], 0);
+        }
+    }
+
+    #[test]
     fn streamed_file_equals_in_memory_file() {
         let spec = SynthSpec::tiny();
-        for ty in [SynthType::I2s, SynthType::Tq2_0] {
+        for ty in [SynthType::I2s, SynthType::Tq2_0, SynthType::Tq1_0] {
             let path = std::env::temp_dir().join(format!(
                 "bitnet-synth-unit-{}-{:?}.gguf",
                 std::process::id(),

@@ -33,7 +33,10 @@ use bitnet_reference::block::{
     block_forward_ref, ffn_activation_ref, linear_rows, norm_rows, rope_rows,
 };
 use bitnet_reference::testdata::SplitMix64;
-use bitnet_reference::{pack_i2s_codes, pack_tq2_0_codes, unpack_codes_i2s, unpack_codes_tq2_0};
+use bitnet_reference::{
+    pack_i2s_codes, pack_tq1_0_codes, pack_tq2_0_codes, unpack_codes_i2s, unpack_codes_tq1_0,
+    unpack_codes_tq2_0,
+};
 use bitnet_runner::gguf::{GgmlType, Gguf, GgufFile, GgufWriter, parse};
 use bitnet_runner::model::{BlockProbe, FfnActivation, Model, Numerics, load_tokenizer};
 use bitnet_runner::synth::{SynthSpec, SynthType, metadata};
@@ -52,15 +55,24 @@ fn ternary_from_gguf(gguf: &Gguf, bytes: &[u8], name: &str) -> TernaryWeight {
             unpack_codes_i2s(data, n),
             bitnet_reference::i2s_scale(data, n),
         ),
-        GgmlType::TQ2_0 => {
-            let d = bitnet_reference::dequantize_tq2_0(data, rows, cols);
+        GgmlType::TQ2_0 | GgmlType::TQ1_0 => {
+            let (d, codes) = match info.ggml_type {
+                GgmlType::TQ2_0 => (
+                    bitnet_reference::dequantize_tq2_0(data, rows, cols),
+                    unpack_codes_tq2_0(data, rows, cols),
+                ),
+                _ => (
+                    bitnet_reference::dequantize_tq1_0(data, rows, cols),
+                    unpack_codes_tq1_0(data, rows, cols),
+                ),
+            };
             let s = d.iter().fold(0f32, |m, v| m.max(v.abs()));
             // The reference block takes one scale per tensor: every block must share it.
             assert!(
                 d.iter().all(|v| *v == 0.0 || v.abs() == s),
                 "{name}: per-block scales differ"
             );
-            (unpack_codes_tq2_0(data, rows, cols), s)
+            (codes, s)
         }
         t => panic!("{name}: {t:?}"),
     };
@@ -413,6 +425,10 @@ fn synthetic(
                     GgmlType::TQ2_0,
                     pack_tq2_0_codes(&codes, &vec![scale; rows * cols / 256], rows, cols),
                 ),
+                SynthType::Tq1_0 => (
+                    GgmlType::TQ1_0,
+                    pack_tq1_0_codes(&codes, &vec![scale; rows * cols / 256], rows, cols),
+                ),
             };
             w.add_tensor(
                 format!("blk.0.{name}.weight"),
@@ -456,7 +472,7 @@ fn synthetic(
 #[test]
 fn synthetic_blocks_vs_reference() {
     let mut seed = 100;
-    for ty in [SynthType::I2s, SynthType::Tq2_0] {
+    for ty in [SynthType::I2s, SynthType::Tq2_0, SynthType::Tq1_0] {
         for (arch, sub) in [("bitnet-b1.58", true), ("bitnet", true), ("bitnet", false)] {
             seed += 1;
             let (bytes, w, x) = synthetic(ty, arch, sub, seed);

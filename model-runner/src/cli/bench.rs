@@ -94,7 +94,7 @@ pub(crate) struct ModelArgs {
     #[arg(short, long)]
     model: Option<PathBuf>,
     /// Synthetic model PRESET[:TYPE] used without -m (presets tiny, 2b4t; types i2s,
-    /// tq2_0), written once to the temp directory.
+    /// tq2_0, tq1_0), written once to the temp directory.
     #[arg(long, default_value = "2b4t:i2s")]
     synth: String,
     /// ISA (default: the best this CPU has).

@@ -166,7 +166,7 @@ pub(crate) struct SynthArgs {
     /// Output GGUF file.
     #[arg(long)]
     out: PathBuf,
-    /// Projection type: i2s or tq2_0.
+    /// Projection type: i2s, tq2_0 or tq1_0.
     #[arg(long = "type", default_value = "i2s")]
     ty: String,
     /// Seed of the random weights.
@@ -1144,8 +1144,13 @@ fn cmd_synth(a: SynthArgs) -> CliResult {
             a.preset
         )
     })?;
-    let ty = SynthType::parse(&a.ty)
-        .ok_or_else(|| format!("--type: unknown type '{}' (known: i2s, tq2_0)", a.ty))?;
+    let ty = SynthType::parse(&a.ty).ok_or_else(|| {
+        format!(
+            "--type: unknown type '{}' (known: {})",
+            a.ty,
+            SynthType::NAMES
+        )
+    })?;
     let t0 = Instant::now();
     let mut last = Instant::now();
     let mut err = std::io::stderr();
