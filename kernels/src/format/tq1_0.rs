@@ -197,7 +197,7 @@ impl<B: AsRef<[u8]> + Send + Sync> TernaryMatrix for Tq1_0<B> {
                 one: k.tq1_dot,
                 arrange: None,
                 rows_f32: k.tq1_rows_f32,
-                tile_f32: None,
+                tile_f32: k.tq1_tile_f32,
             },
             acts,
             y,

@@ -60,6 +60,9 @@ pub(crate) struct KernelTable {
     /// f32 (never fused): the bits of the per-token loop over `tq2_dot`. `None` where that
     /// loop is as good.
     pub tq2_tile_f32: Option<TqTileFn>,
+    /// [`tq2_tile_f32`](Self::tq2_tile_f32) for TQ1_0 rows (54-byte blocks, activations in
+    /// element order).
+    pub tq1_tile_f32: Option<TqTileFn>,
     /// The same for TQ1_0 blocks (element order).
     pub tq1_dot: fn(row: &[u8], a: &[BlockQ8K], out: &mut [i32]),
     /// `max_i (bits(x_i) & 0x7fff_ffff)`: the bit pattern of `max|x|`, NaN sorting highest.
@@ -189,16 +192,13 @@ pub(crate) type TqTileFn = fn(
     out: &mut [f32],
 );
 
-/// Checks the bounds of `tq2_tile_f32`.
-#[allow(clippy::too_many_arguments)]
+/// Checks the bounds of `tq2_tile_f32` and `tq1_tile_f32` (`block_bytes`-long blocks).
 #[inline]
 pub(crate) fn check_tq_tile(
     w: &[u8],
     stride: usize,
-    rows: usize,
+    (rows, nb, tokens, block_bytes): (usize, usize, usize, usize),
     a: &[BlockQ8K],
-    nb: usize,
-    tokens: usize,
     (bsum, dx): (&[i32], &[f32]),
     out: &[f32],
 ) {
@@ -210,7 +210,7 @@ pub(crate) fn check_tq_tile(
         "tq_tile: activations too short"
     );
     assert!(
-        w.len() >= (rows - 1) * stride + nb * 66,
+        w.len() >= (rows - 1) * stride + nb * block_bytes,
         "tq_tile: weights too short"
     );
 }
@@ -515,100 +515,116 @@ mod tests {
         assert!(!ok(&w, 132, 3, &a, 1), "more blocks than bsum/dx");
     }
 
-    /// Bad bounds panic before any load: three rows, five tokens, a short output, short
-    /// weights, fewer activation blocks than tokens × blocks, or short block sums.
+    /// Bad bounds panic before any load (both tiles): three rows, five tokens, a short
+    /// output, short weights, fewer activation blocks than tokens × blocks, or short block
+    /// sums.
     #[test]
-    fn tq2_tile_refuses_bad_bounds() {
-        let Some(tile) = Isa::available()
-            .into_iter()
-            .find_map(|isa| table(isa).unwrap().tq2_tile_f32)
-        else {
-            return;
-        };
-        let a = ones(8);
-        let w = vec![0u8; 2 * 132];
-        let (bsum, dx) = ([0i32; 8], [1f32; 8]);
-        let ok = |w: &[u8], rows, a: &[BlockQ8K], tokens, bsum: &[i32], out: usize| {
-            let mut o = [0f32; 12];
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                tile(w, 132, rows, a, 2, tokens, (bsum, &dx), &mut o[..out])
-            }))
-            .is_ok()
-        };
-        assert!(ok(&w, 2, &a, 4, &bsum, 8));
-        assert!(!ok(&w, 3, &a, 4, &bsum, 12), "three rows");
-        assert!(!ok(&w, 2, &a, 5, &bsum, 8), "five tokens");
-        assert!(!ok(&w, 2, &a, 4, &bsum, 7), "short output");
-        assert!(!ok(&w[..263], 2, &a, 4, &bsum, 8), "short weights");
-        assert!(!ok(&w, 2, &a[..7], 4, &bsum, 8), "short activations");
-        assert!(!ok(&w, 2, &a, 4, &bsum[..7], 8), "short block sums");
+    fn tq_tiles_refuse_bad_bounds() {
+        let tiles = Isa::available().into_iter().flat_map(|isa| {
+            let k = table(isa).unwrap();
+            [(k.tq2_tile_f32, 66), (k.tq1_tile_f32, 54)]
+        });
+        for (tile, bytes) in tiles {
+            let Some(tile) = tile else {
+                continue;
+            };
+            let a = ones(8);
+            let w = vec![0u8; 4 * bytes];
+            let (bsum, dx) = ([0i32; 8], [1f32; 8]);
+            let ok = |w: &[u8], rows, a: &[BlockQ8K], tokens, bsum: &[i32], out: usize| {
+                let mut o = [0f32; 12];
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tile(w, 2 * bytes, rows, a, 2, tokens, (bsum, &dx), &mut o[..out])
+                }))
+                .is_ok()
+            };
+            assert!(ok(&w, 2, &a, 4, &bsum, 8));
+            assert!(!ok(&w, 3, &a, 4, &bsum, 12), "three rows");
+            assert!(!ok(&w, 2, &a, 5, &bsum, 8), "five tokens");
+            assert!(!ok(&w, 2, &a, 4, &bsum, 7), "short output");
+            assert!(
+                !ok(&w[..4 * bytes - 1], 2, &a, 4, &bsum, 8),
+                "short weights"
+            );
+            assert!(!ok(&w, 2, &a[..7], 4, &bsum, 8), "short activations");
+            assert!(!ok(&w, 2, &a, 4, &bsum[..7], 8), "short block sums");
+        }
     }
 
-    /// The prefill tile gives, bit for bit, the one-token kernel's block sums run through
-    /// the scalar epilogue for each row and token: 1–2 rows at a stride wider than a row,
-    /// 1–4 tokens, block counts 1–9, every code value (3 included), int8 extremes, and f16
-    /// scales that are zero, subnormal, the largest, infinite or NaN; it writes nothing past
-    /// its `4·rows` outputs.
+    /// The prefill tiles (TQ2_0 and TQ1_0) give, bit for bit, the one-token kernel's block
+    /// sums run through the scalar epilogue for each row and token: 1–2 rows at a stride
+    /// wider than a row, 1–4 tokens, block counts 1–9, random code bytes (TQ2_0's code 3,
+    /// every TQ1_0 byte value), int8 extremes, and f16 scales that are zero, subnormal, the
+    /// largest, infinite or NaN; they write nothing past their `4·rows` outputs.
     #[test]
-    fn tq2_tile_has_the_per_token_loops_bits() {
+    fn tq_tiles_have_the_per_token_loops_bits() {
         let mut rng = crate::testing::lcg(0x3c6e_f372_fe94_f82bu64);
         let mut next = || (rng() >> 33) as u32;
         let mut checked = 0;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
-            let Some(tile) = k.tq2_tile_f32 else {
-                continue;
-            };
-            for nb in 1..=9 {
-                for (rows, tokens) in (1..=2).flat_map(|r| (1..=4).map(move |t| (r, t))) {
-                    let special = (nb + tokens) % 3 == 0;
-                    let (w, stride) = tq_rows(&mut next, rows, nb, special, 66);
-                    let a = q8k_blocks(&mut next, tokens * nb, special);
-                    let (bsum, dx) = sums_and_scales(&mut next, 4 * nb);
-                    let mut got = [f32::NAN; 9];
-                    let lanes = (&bsum[..], &dx[..]);
-                    tile(
-                        &w,
-                        stride,
-                        rows,
-                        &a,
-                        nb,
-                        tokens,
-                        lanes,
-                        &mut got[..4 * rows],
-                    );
-                    for r in 0..rows {
-                        let row = &w[r * stride..r * stride + nb * 66];
-                        for t in 0..tokens {
-                            let a = &a[t * nb..(t + 1) * nb];
-                            let lane =
-                                |v: &[i32]| v[t..].iter().step_by(4).copied().collect::<Vec<_>>();
-                            let d: Vec<f32> = dx[t..].iter().step_by(4).copied().collect();
-                            let want = tq_epilogue(
-                                k.tq2_dot,
-                                row,
-                                66,
-                                a,
-                                lane(&bsum).into_iter(),
-                                d.into_iter(),
-                            );
-                            let g = got[4 * r + t];
-                            assert!(
-                                same(g, want),
-                                "{isa:?} nb {nb} row {r}/{rows} token {t}/{tokens}: {g} vs {want}"
-                            );
+            for (tile, dot, bytes) in [
+                (k.tq2_tile_f32, k.tq2_dot, 66),
+                (k.tq1_tile_f32, k.tq1_dot, 54),
+            ] {
+                let Some(tile) = tile else {
+                    continue;
+                };
+                for nb in 1..=9 {
+                    for (rows, tokens) in (1..=2).flat_map(|r| (1..=4).map(move |t| (r, t))) {
+                        let special = (nb + tokens) % 3 == 0;
+                        let (w, stride) = tq_rows(&mut next, rows, nb, special, bytes);
+                        let a = q8k_blocks(&mut next, tokens * nb, special);
+                        let (bsum, dx) = sums_and_scales(&mut next, 4 * nb);
+                        let mut got = [f32::NAN; 9];
+                        let lanes = (&bsum[..], &dx[..]);
+                        let out = &mut got[..4 * rows];
+                        tile(&w, stride, rows, &a, nb, tokens, lanes, out);
+                        for r in 0..rows {
+                            let row = &w[r * stride..r * stride + nb * bytes];
+                            for t in 0..tokens {
+                                let a = &a[t * nb..(t + 1) * nb];
+                                let lane = |v: &[i32]| {
+                                    v[t..].iter().step_by(4).copied().collect::<Vec<_>>()
+                                };
+                                let d: Vec<f32> = dx[t..].iter().step_by(4).copied().collect();
+                                let (bs, d) = (lane(&bsum).into_iter(), d.into_iter());
+                                let want = tq_epilogue(dot, row, bytes, a, bs, d);
+                                let g = got[4 * r + t];
+                                assert!(
+                                    same(g, want),
+                                    "{isa:?} {bytes}-byte blocks nb {nb} row {r}/{rows} \
+                                     token {t}/{tokens}: {g} vs {want}"
+                                );
+                            }
                         }
+                        assert!(
+                            got[4 * rows..].iter().all(|v| v.is_nan()),
+                            "wrote past its rows"
+                        );
+                        checked += 1;
                     }
-                    assert!(
-                        got[4 * rows..].iter().all(|v| v.is_nan()),
-                        "wrote past its rows"
-                    );
-                    checked += 1;
                 }
             }
         }
         if Isa::available().contains(&Isa::Avx512Vnni) {
-            assert!(checked > 0);
+            assert_eq!(checked, 2 * 9 * 8);
+        }
+    }
+
+    /// The TQ2_0 activation layout moves every one of a block's 256 values exactly once.
+    #[test]
+    fn tq_arrangements_are_permutations() {
+        let q: Vec<i8> = (0..=255u8).map(|v| v as i8).collect();
+        for isa in Isa::available() {
+            let k = table(isa).unwrap();
+            for arrange in [k.tq2_arrange].into_iter().flatten() {
+                let mut out = vec![0i8; 256];
+                arrange(&q, &mut out);
+                let mut seen = out.iter().map(|&v| v as u8).collect::<Vec<_>>();
+                seen.sort_unstable();
+                assert!(seen.iter().copied().eq(0..=255u8), "{isa:?}");
+            }
         }
     }
 

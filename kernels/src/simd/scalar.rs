@@ -14,6 +14,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     tq2_rows_f32: None,
     tq1_rows_f32: None,
     tq2_tile_f32: None,
+    tq1_tile_f32: None,
     tq1_dot,
     absmax_bits,
     norm_absmax,

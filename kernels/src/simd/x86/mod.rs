@@ -35,6 +35,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     tq2_rows_f32: Some(avx2_tq2_rows_f32),
     tq1_rows_f32: None,
     tq2_tile_f32: None,
+    tq1_tile_f32: None,
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
     norm_absmax: v3_norm_absmax,
@@ -56,6 +57,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     tq2_rows_f32: Some(vnni_tq2_rows_f32),
     tq1_rows_f32: Some(vnni_tq1_rows_f32),
     tq2_tile_f32: Some(vnni_tq2_tile_f32),
+    tq1_tile_f32: Some(vnni_tq1_tile_f32),
     tq1_dot: vnni_tq1_dot,
     absmax_bits: avx2_absmax_bits,
     norm_absmax: v4_norm_absmax,
@@ -240,10 +242,38 @@ fn vnni_tq2_tile_f32(
     a: &[BlockQ8K],
     nb: usize,
     tokens: usize,
+    lanes: (&[i32], &[f32]),
+    out: &mut [f32],
+) {
+    let shape = (rows, nb, tokens, tq2_0::BLOCK_BYTES);
+    vnni_tq_tile_f32::<false>(w, stride, shape, a, lanes, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn vnni_tq1_tile_f32(
+    w: &[u8],
+    stride: usize,
+    rows: usize,
+    a: &[BlockQ8K],
+    nb: usize,
+    tokens: usize,
+    lanes: (&[i32], &[f32]),
+    out: &mut [f32],
+) {
+    let shape = (rows, nb, tokens, tq1_0::BLOCK_BYTES);
+    vnni_tq_tile_f32::<true>(w, stride, shape, a, lanes, out)
+}
+
+fn vnni_tq_tile_f32<const TQ1: bool>(
+    w: &[u8],
+    stride: usize,
+    (rows, nb, tokens, block_bytes): (usize, usize, usize, usize),
+    a: &[BlockQ8K],
     (bsum, dx): (&[i32], &[f32]),
     out: &mut [f32],
 ) {
-    super::check_tq_tile(w, stride, rows, a, nb, tokens, (bsum, dx), out);
+    let shape = (rows, nb, tokens, block_bytes);
+    super::check_tq_tile(w, stride, shape, a, (bsum, dx), out);
     let (w, a, bs, d, o) = (
         w.as_ptr(),
         a.as_ptr(),
@@ -251,19 +281,19 @@ fn vnni_tq2_tile_f32(
         dx.as_ptr(),
         out.as_mut_ptr(),
     );
-    // SAFETY: AVX-512 + VNNI (and F16C) present; the rows hold `nb` whole 66-byte blocks
-    // each `stride` bytes apart, `a` holds `tokens * nb` blocks, `bsum` and `dx` `4 * nb`
+    // SAFETY: AVX-512 + VNNI (and F16C) present; the rows hold `nb` whole blocks each
+    // `stride` bytes apart, `a` holds `tokens * nb` blocks, `bsum` and `dx` `4 * nb`
     // entries, `out` `4 * rows` floats (all checked just above).
     unsafe {
         match (rows, tokens) {
-            (1, 1) => avx512::tq2_tile_f32::<1, 1>(w, stride, a, nb, bs, d, o),
-            (1, 2) => avx512::tq2_tile_f32::<1, 2>(w, stride, a, nb, bs, d, o),
-            (1, 3) => avx512::tq2_tile_f32::<1, 3>(w, stride, a, nb, bs, d, o),
-            (1, _) => avx512::tq2_tile_f32::<1, 4>(w, stride, a, nb, bs, d, o),
-            (_, 1) => avx512::tq2_tile_f32::<2, 1>(w, stride, a, nb, bs, d, o),
-            (_, 2) => avx512::tq2_tile_f32::<2, 2>(w, stride, a, nb, bs, d, o),
-            (_, 3) => avx512::tq2_tile_f32::<2, 3>(w, stride, a, nb, bs, d, o),
-            (_, _) => avx512::tq2_tile_f32::<2, 4>(w, stride, a, nb, bs, d, o),
+            (1, 1) => avx512::tq_tile_f32::<1, 1, TQ1>(w, stride, a, nb, bs, d, o),
+            (1, 2) => avx512::tq_tile_f32::<1, 2, TQ1>(w, stride, a, nb, bs, d, o),
+            (1, 3) => avx512::tq_tile_f32::<1, 3, TQ1>(w, stride, a, nb, bs, d, o),
+            (1, _) => avx512::tq_tile_f32::<1, 4, TQ1>(w, stride, a, nb, bs, d, o),
+            (_, 1) => avx512::tq_tile_f32::<2, 1, TQ1>(w, stride, a, nb, bs, d, o),
+            (_, 2) => avx512::tq_tile_f32::<2, 2, TQ1>(w, stride, a, nb, bs, d, o),
+            (_, 3) => avx512::tq_tile_f32::<2, 3, TQ1>(w, stride, a, nb, bs, d, o),
+            (_, _) => avx512::tq_tile_f32::<2, 4, TQ1>(w, stride, a, nb, bs, d, o),
         }
     }
 }
