@@ -189,13 +189,7 @@ pub(super) unsafe fn tq2_rows_f32<const R: usize>(
                 };
             }
         }
-        let h01 = _mm256_hadd_epi32(sums[0], sums[1]);
-        let h23 = _mm256_hadd_epi32(sums[2], sums[3]);
-        let hh = _mm256_hadd_epi32(h01, h23);
-        let s4 = _mm_add_epi32(
-            _mm256_castsi256_si128(hh),
-            _mm256_extracti128_si256::<1>(hh),
-        );
+        let s4 = reduce4(sums);
         // SAFETY: entry b of bsum and dx is readable (caller).
         let (bs, d_x) = unsafe { (_mm_set1_epi32(*bsum.add(b)), _mm_set1_ps(*dx.add(b))) };
         let p = _mm_mul_ps(
@@ -211,6 +205,156 @@ pub(super) unsafe fn tq2_rows_f32<const R: usize>(
         // SAFETY: out[r] is writable for r < R (caller).
         unsafe { *out.add(r) = v };
     }
+}
+
+/// The lane sums of four vectors, `[Σa0, Σa1, Σa2, Σa3]` (exact: integer adds in any order).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn reduce4(a: [__m256i; 4]) -> __m128i {
+    let h01 = _mm256_hadd_epi32(a[0], a[1]);
+    let h23 = _mm256_hadd_epi32(a[2], a[3]);
+    let hh = _mm256_hadd_epi32(h01, h23);
+    _mm_add_epi32(
+        _mm256_castsi256_si128(hh),
+        _mm256_extracti128_si256::<1>(hh),
+    )
+}
+
+/// Codes `32v..32v + 32` of one block (`v < 8`), in element order: for TQ2_0 chunk `v / 4`
+/// at shift `2 (v mod 4)`; for TQ1_0 ([`tq1_powers`]) digit `v` of `qs[0..32]` for `v < 5`,
+/// then `qs[32..48]` (in both lanes) at digits 0/1 and 2/3, then `qs[32..48]` digit 4
+/// beside `qh`'s four digits.
+///
+/// # Safety
+/// AVX2 available; the block's code bytes (64 for TQ2_0, 52 for TQ1_0) readable at `blk`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn tq_codes<const TQ1: bool>(
+    blk: *const u8,
+    v: usize,
+    pw: &[(__m256i, __m256i); 8],
+) -> __m256i {
+    // SAFETY: every load stays within the block's code bytes (caller).
+    unsafe {
+        if !TQ1 {
+            let x = loadu(blk.add(32 * (v / 4)));
+            let shifted = match v % 4 {
+                0 => x,
+                1 => _mm256_srli_epi16::<2>(x),
+                2 => _mm256_srli_epi16::<4>(x),
+                _ => _mm256_srli_epi16::<6>(x),
+            };
+            return _mm256_and_si256(shifted, _mm256_set1_epi8(3));
+        }
+        let mid = || _mm_loadu_si128(blk.add(32) as *const __m128i);
+        let src = match v {
+            0..5 => loadu(blk),
+            5 | 6 => _mm256_broadcastsi128_si256(mid()),
+            _ => _mm256_inserti128_si256::<1>(
+                _mm256_castsi128_si256(mid()),
+                _mm_set1_epi32((blk.add(48) as *const i32).read_unaligned()),
+            ),
+        };
+        digits(src, pw[v].0, pw[v].1)
+    }
+}
+
+/// The `(p_lo, p_hi)` operands of [`digits`] for each of [`tq_codes`]'s eight TQ1_0 vectors.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn tq1_powers() -> [(__m256i, __m256i); 8] {
+    let u = |p: i16| (_mm256_set1_epi16(p), _mm256_set1_epi16(p));
+    [
+        u(1),
+        u(3),
+        u(9),
+        u(27),
+        u(81),
+        pow_operands(&POW_160),
+        pow_operands(&POW_192),
+        pow_operands(&POW_224),
+    ]
+}
+
+/// See [`crate::simd::KernelTable::tq2_tile_f32`] (and `tq1_tile_f32` with `TQ1`): the
+/// AVX-512 tile's plan on 256-bit vectors, `R` rows × `T` tokens (`R ≤ 2`, `T ≤ 4`). The
+/// block's codes are decoded 32 at a time ([`tq_codes`]), each vector once for the `T`
+/// tokens, and each token's 32 activations are loaded once for the `R` rows; products go
+/// through `vpmaddubsw` into 16-bit sums per row and token (eight vectors of pairs: within
+/// ±4096), widened by `vpmaddwd` once per block. The sums of a row's tokens are reduced
+/// together ([`reduce4`]) into one 8-lane vector (row `r`, token `t` in lane `4r + t`), and
+/// the float epilogue `(f32)(s − bsum) · (dx · d)` then `acc + that` runs on it, block by
+/// block: the scalar order of every lane.
+///
+/// Why: without a tile, AVX2 prefill ran the one-token kernel per row and token, decoding
+/// every block once per token: TQ1_0's digits (about 15 vector operations per 32 codes)
+/// and TQ2_0's shifts, plus a reduction and a scalar epilogue per block and token.
+///
+/// # Safety
+/// AVX2 and F16C available; rows `r < R` readable at `row + r*stride` for `nb` whole
+/// blocks; `a` for `T * nb` Q8_K blocks (token `t`'s at `a[t*nb..]`); `bsum` and `dx` for
+/// `4 * nb` entries; `out` writable for `4 * R` floats.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn tq_tile_f32<const R: usize, const T: usize, const TQ1: bool>(
+    row: *const u8,
+    stride: usize,
+    a: *const BlockQ8K,
+    nb: usize,
+    bsum: *const i32,
+    dx: *const f32,
+    out: *mut f32,
+) {
+    let (bytes, scale_at) = if TQ1 { (54, 52) } else { (66, 64) };
+    let pw = tq1_powers();
+    let ones = _mm256_set1_epi16(1);
+    let mut total = _mm256_setzero_ps();
+    for b in 0..nb {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for v in 0..8 {
+            let mut c = [_mm256_setzero_si256(); R];
+            for (r, cr) in c.iter_mut().enumerate() {
+                // SAFETY: row r's block b (caller).
+                *cr = unsafe { tq_codes::<TQ1>(row.wrapping_add(r * stride + b * bytes), v, &pw) };
+            }
+            for t in 0..T {
+                // SAFETY: token t's block b holds 256 activations; 32 at 32v.
+                let q =
+                    unsafe { loadu(((*a.add(t * nb + b)).qs.as_ptr() as *const u8).add(32 * v)) };
+                for r in 0..R {
+                    acc[r][t] = _mm256_add_epi16(acc[r][t], _mm256_maddubs_epi16(c[r], q));
+                }
+            }
+        }
+        let mut s = [_mm_setzero_si128(); 2];
+        let mut d = [_mm_setzero_ps(); 2];
+        for r in 0..R {
+            s[r] = reduce4(acc[r].map(|v| _mm256_madd_epi16(v, ones)));
+            let blk = row.wrapping_add(r * stride + b * bytes);
+            // SAFETY: row r's block b's f16 scale (caller).
+            let h = i32::from(unsafe { (blk.add(scale_at) as *const i16).read_unaligned() });
+            d[r] = _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+        }
+        let sums = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(s[0]), s[1]);
+        // SAFETY: entries 4b..4b+4 of bsum and dx are readable (caller).
+        let (bs, dxv) = unsafe {
+            (
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(bsum.add(4 * b) as *const __m128i)),
+                _mm256_broadcast_ps(&*(dx.add(4 * b) as *const __m128)),
+            )
+        };
+        let dw = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(d[0]), d[1]);
+        let p = _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, bs)),
+            _mm256_mul_ps(dxv, dw),
+        );
+        total = _mm256_add_ps(total, p);
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` is 32 bytes.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
+    // SAFETY: out holds 4 * R floats (caller).
+    unsafe { core::ptr::copy_nonoverlapping(lanes.as_ptr(), out, 4 * R) };
 }
 
 /// Base-3 digit extraction on 32 stored bytes: byte `i` gets digit `log3(pow_i)`, i.e.

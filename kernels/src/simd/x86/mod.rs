@@ -34,8 +34,8 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     tq2_arrange: None,
     tq2_rows_f32: Some(avx2_tq2_rows_f32),
     tq1_rows_f32: None,
-    tq2_tile_f32: None,
-    tq1_tile_f32: None,
+    tq2_tile_f32: Some(avx2_tq2_tile_f32),
+    tq1_tile_f32: Some(avx2_tq1_tile_f32),
     tq1_dot: avx2_tq1_dot,
     absmax_bits: avx2_absmax_bits,
     norm_absmax: v3_norm_absmax,
@@ -234,69 +234,54 @@ fn vnni_tq_rows_f32<const TQ1: bool>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn vnni_tq2_tile_f32(
-    w: &[u8],
-    stride: usize,
-    rows: usize,
-    a: &[BlockQ8K],
-    nb: usize,
-    tokens: usize,
-    lanes: (&[i32], &[f32]),
-    out: &mut [f32],
-) {
-    let shape = (rows, nb, tokens, tq2_0::BLOCK_BYTES);
-    vnni_tq_tile_f32::<false>(w, stride, shape, a, lanes, out)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn vnni_tq1_tile_f32(
-    w: &[u8],
-    stride: usize,
-    rows: usize,
-    a: &[BlockQ8K],
-    nb: usize,
-    tokens: usize,
-    lanes: (&[i32], &[f32]),
-    out: &mut [f32],
-) {
-    let shape = (rows, nb, tokens, tq1_0::BLOCK_BYTES);
-    vnni_tq_tile_f32::<true>(w, stride, shape, a, lanes, out)
-}
-
-fn vnni_tq_tile_f32<const TQ1: bool>(
-    w: &[u8],
-    stride: usize,
-    (rows, nb, tokens, block_bytes): (usize, usize, usize, usize),
-    a: &[BlockQ8K],
-    (bsum, dx): (&[i32], &[f32]),
-    out: &mut [f32],
-) {
-    let shape = (rows, nb, tokens, block_bytes);
-    super::check_tq_tile(w, stride, shape, a, (bsum, dx), out);
-    let (w, a, bs, d, o) = (
-        w.as_ptr(),
-        a.as_ptr(),
-        bsum.as_ptr(),
-        dx.as_ptr(),
-        out.as_mut_ptr(),
-    );
-    // SAFETY: AVX-512 + VNNI (and F16C) present; the rows hold `nb` whole blocks each
-    // `stride` bytes apart, `a` holds `tokens * nb` blocks, `bsum` and `dx` `4 * nb`
-    // entries, `out` `4 * rows` floats (all checked just above).
-    unsafe {
-        match (rows, tokens) {
-            (1, 1) => avx512::tq_tile_f32::<1, 1, TQ1>(w, stride, a, nb, bs, d, o),
-            (1, 2) => avx512::tq_tile_f32::<1, 2, TQ1>(w, stride, a, nb, bs, d, o),
-            (1, 3) => avx512::tq_tile_f32::<1, 3, TQ1>(w, stride, a, nb, bs, d, o),
-            (1, _) => avx512::tq_tile_f32::<1, 4, TQ1>(w, stride, a, nb, bs, d, o),
-            (_, 1) => avx512::tq_tile_f32::<2, 1, TQ1>(w, stride, a, nb, bs, d, o),
-            (_, 2) => avx512::tq_tile_f32::<2, 2, TQ1>(w, stride, a, nb, bs, d, o),
-            (_, 3) => avx512::tq_tile_f32::<2, 3, TQ1>(w, stride, a, nb, bs, d, o),
-            (_, _) => avx512::tq_tile_f32::<2, 4, TQ1>(w, stride, a, nb, bs, d, o),
+/// A prefill tile entry of the kernel table: checks the bounds, then runs the ISA's
+/// `tq_tile_f32::<rows, tokens, TQ1>`.
+macro_rules! tq_tile_entry {
+    ($name:ident, $isa:ident, $tq1:literal, $block_bytes:expr) => {
+        #[allow(clippy::too_many_arguments)]
+        fn $name(
+            w: &[u8],
+            stride: usize,
+            rows: usize,
+            a: &[BlockQ8K],
+            nb: usize,
+            tokens: usize,
+            (bsum, dx): (&[i32], &[f32]),
+            out: &mut [f32],
+        ) {
+            let shape = (rows, nb, tokens, $block_bytes);
+            super::check_tq_tile(w, stride, shape, a, (bsum, dx), out);
+            let (w, a, bs, d, o) = (
+                w.as_ptr(),
+                a.as_ptr(),
+                bsum.as_ptr(),
+                dx.as_ptr(),
+                out.as_mut_ptr(),
+            );
+            // SAFETY: the ISA's features are present (this table's requirement); the rows
+            // hold `nb` whole blocks each `stride` bytes apart, `a` holds `tokens * nb`
+            // blocks, `bsum` and `dx` `4 * nb` entries, `out` `4 * rows` floats (all checked
+            // just above).
+            unsafe {
+                match (rows, tokens) {
+                    (1, 1) => $isa::tq_tile_f32::<1, 1, $tq1>(w, stride, a, nb, bs, d, o),
+                    (1, 2) => $isa::tq_tile_f32::<1, 2, $tq1>(w, stride, a, nb, bs, d, o),
+                    (1, 3) => $isa::tq_tile_f32::<1, 3, $tq1>(w, stride, a, nb, bs, d, o),
+                    (1, _) => $isa::tq_tile_f32::<1, 4, $tq1>(w, stride, a, nb, bs, d, o),
+                    (_, 1) => $isa::tq_tile_f32::<2, 1, $tq1>(w, stride, a, nb, bs, d, o),
+                    (_, 2) => $isa::tq_tile_f32::<2, 2, $tq1>(w, stride, a, nb, bs, d, o),
+                    (_, 3) => $isa::tq_tile_f32::<2, 3, $tq1>(w, stride, a, nb, bs, d, o),
+                    (_, _) => $isa::tq_tile_f32::<2, 4, $tq1>(w, stride, a, nb, bs, d, o),
+                }
+            }
         }
-    }
+    };
 }
+
+tq_tile_entry!(vnni_tq2_tile_f32, avx512, false, tq2_0::BLOCK_BYTES);
+tq_tile_entry!(vnni_tq1_tile_f32, avx512, true, tq1_0::BLOCK_BYTES);
+tq_tile_entry!(avx2_tq2_tile_f32, avx2, false, tq2_0::BLOCK_BYTES);
+tq_tile_entry!(avx2_tq1_tile_f32, avx2, true, tq1_0::BLOCK_BYTES);
 
 fn avx2_tq1_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     super::check_tq_dot(row, a, out.len(), tq1_0::BLOCK_BYTES);
