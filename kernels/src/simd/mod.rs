@@ -330,6 +330,46 @@ pub(crate) fn check_dot_cols(
 mod tests {
     use super::*;
 
+    /// Every ISA's several-token row kernel gives, for each of 1–4 tokens, the exact sum of
+    /// the scalar kernel on element-order activations: block counts 1–9, token strides wider
+    /// than a token, every code byte (code 3 included) and activations at the int8 extremes.
+    #[test]
+    fn i2_dot_tokens_equal_scalar_per_token() {
+        let mut rng = crate::testing::lcg(0x2545_f491_4f6c_dd1du64);
+        let mut next = || (rng() >> 33) as u32;
+        for isa in Isa::available() {
+            let k = table(isa).unwrap();
+            for nblk in 1..=9usize {
+                for ntok in 1..=4 {
+                    let q_stride = nblk.div_ceil(2) * 256 + 256 * (next() as usize % 2);
+                    let w: Vec<u8> = (0..nblk * 32).map(|_| next() as u8).collect();
+                    let extremes = (nblk + ntok) % 3 == 0;
+                    let elem: Vec<i8> = (0..ntok * q_stride)
+                        .map(|_| match extremes {
+                            true => [-128i8, 127][next() as usize % 2],
+                            false => next() as i8,
+                        })
+                        .collect();
+                    let mut q = elem.clone();
+                    if let Some(arrange) = k.i2_arrange {
+                        for (src, dst) in elem.chunks_exact(256).zip(q.chunks_exact_mut(256)) {
+                            arrange(src, dst);
+                        }
+                    }
+                    let mut got = [i32::MIN; 5];
+                    (k.i2_dot_tokens)(&w, nblk, &q, q_stride, &mut got[..ntok]);
+                    for (t, &g) in got[..ntok].iter().enumerate() {
+                        let mut want = [0i32];
+                        let qt = &elem[t * q_stride..];
+                        (scalar::TABLE.i2_dot)(&w, nblk * 32, nblk, qt, &mut want);
+                        assert_eq!(g, want[0], "{isa} nblk {nblk} token {t}/{ntok}");
+                    }
+                    assert_eq!(got[ntok], i32::MIN, "wrote past its tokens");
+                }
+            }
+        }
+    }
+
     /// The four-row × four-token tile gives, bit for bit, the sums of the ISA's one-row
     /// kernel for every row and token: odd and even block counts (the odd last block takes
     /// its own path), one to three groups of four rows, row strides wider than the row,
@@ -608,7 +648,10 @@ mod tests {
             }
         }
         // AVX2 and AVX-512 have both tiles: every shape of both formats ran on each.
-        let simd = Isa::available().iter().filter(|&&i| i != Isa::Scalar).count();
+        let simd = Isa::available()
+            .iter()
+            .filter(|&&i| i != Isa::Scalar)
+            .count();
         assert_eq!(checked, simd * 2 * 9 * 8);
     }
 

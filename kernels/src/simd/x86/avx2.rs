@@ -98,6 +98,60 @@ pub(super) unsafe fn i2_dot(
     }
 }
 
+/// See [`crate::simd::KernelTable::i2_dot_tokens`]: one row against `T` tokens, each
+/// 32-byte block decoded into its four code vectors once for all of them; per token the
+/// four `vpmaddubsw` products are summed in 16-bit lanes (within ±3072) and widened by one
+/// `vpmaddwd` per block, as in [`i2_dot`]. The row is prefetched [`PREFETCH`] bytes ahead.
+///
+/// Why: the old path ran [`i2_dot`] once per token, decoding every block four times
+/// (2B-4T GEMMs of 128 tokens, 1 thread: see `docs/performance.md`).
+///
+/// # Safety
+/// AVX2 available; `w` readable for `nblk*32` bytes; `q` for `T` tokens of `nblk*128`
+/// activations, `q_stride` apart; `out` writable for `T`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn i2_dot_tokens<const T: usize>(
+    w: *const u8,
+    nblk: usize,
+    q: *const i8,
+    q_stride: usize,
+    out: *mut i32,
+) {
+    let mask = _mm256_set1_epi8(3);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_si256(); T];
+    for b in 0..nblk {
+        // Prefetch never faults, so the address may run past the row.
+        _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(b * 32 + PREFETCH) as *const i8);
+        // SAFETY: block b's 32 bytes are within the row (caller).
+        let v = unsafe { loadu(w.add(b * 32)) };
+        let c = [
+            _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask),
+            _mm256_and_si256(v, mask),
+        ];
+        for (t, at) in acc.iter_mut().enumerate() {
+            // SAFETY: token t's block b: 128 activations at t*q_stride + b*128 (caller).
+            let p =
+                |k: usize| unsafe { loadu(q.add(t * q_stride + b * 128 + 32 * k) as *const u8) };
+            let s01 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(c[0], p(0)),
+                _mm256_maddubs_epi16(c[1], p(1)),
+            );
+            let s23 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(c[2], p(2)),
+                _mm256_maddubs_epi16(c[3], p(3)),
+            );
+            *at = _mm256_add_epi32(*at, _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones));
+        }
+    }
+    for (t, &a) in acc.iter().enumerate() {
+        // SAFETY: out[t] is writable for t < T (caller).
+        unsafe { *out.add(t) = hsum(a) };
+    }
+}
+
 /// See [`crate::simd::KernelTable::tq2_dot`].
 ///
 /// # Safety

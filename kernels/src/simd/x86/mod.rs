@@ -89,7 +89,17 @@ fn vnni_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) 
 
 fn avx2_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]) {
     super::check_i2_dot_tokens(w, nblk, q, q_stride, out.len());
-    super::i2_dot_tokens_by_token(avx2_i2_dot, w, nblk, q, q_stride, out);
+    let (w, q, o) = (w.as_ptr(), q.as_ptr(), out.as_mut_ptr());
+    // SAFETY: AVX2 present; the row has nblk*32 bytes and each of the out.len() (1..=4)
+    // tokens at least nblk*128 activations, q_stride apart (checked above).
+    unsafe {
+        match out.len() {
+            1 => avx2::i2_dot_tokens::<1>(w, nblk, q, q_stride, o),
+            2 => avx2::i2_dot_tokens::<2>(w, nblk, q, q_stride, o),
+            3 => avx2::i2_dot_tokens::<3>(w, nblk, q, q_stride, o),
+            _ => avx2::i2_dot_tokens::<4>(w, nblk, q, q_stride, o),
+        }
+    }
 }
 
 fn vnni_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]) {
