@@ -331,23 +331,30 @@ mod tests {
     use super::*;
 
     /// Every ISA's several-token row kernel gives, for each of 1–4 tokens, the exact sum of
-    /// the scalar kernel on element-order activations: block counts 1–9, token strides wider
-    /// than a token, every code byte (code 3 included) and activations at the int8 extremes.
+    /// the scalar kernel on element-order activations: block counts 1–9 and 17, token strides wider
+    /// than a token, every code byte (code 3 included), activations at the int8 extremes,
+    /// and the largest sums (all codes 3 against -128).
     #[test]
     fn i2_dot_tokens_equal_scalar_per_token() {
         let mut rng = crate::testing::lcg(0x2545_f491_4f6c_dd1du64);
         let mut next = || (rng() >> 33) as u32;
         for isa in Isa::available() {
             let k = table(isa).unwrap();
-            for nblk in 1..=9usize {
+            for nblk in (1..=9usize).chain([17]) {
                 for ntok in 1..=4 {
                     let q_stride = nblk.div_ceil(2) * 256 + 256 * (next() as usize % 2);
-                    let w: Vec<u8> = (0..nblk * 32).map(|_| next() as u8).collect();
+                    // Code 3 against -128 everywhere over 17 blocks: the largest 16-bit sums
+                    // a kernel may hold (AVX2: 8 blocks · 4 · 2 · 3 · 128 = 24 576).
+                    let worst = nblk == 17;
+                    let w: Vec<u8> = (0..nblk * 32)
+                        .map(|_| if worst { 0xff } else { next() as u8 })
+                        .collect();
                     let extremes = (nblk + ntok) % 3 == 0;
                     let elem: Vec<i8> = (0..ntok * q_stride)
-                        .map(|_| match extremes {
-                            true => [-128i8, 127][next() as usize % 2],
-                            false => next() as i8,
+                        .map(|_| match (worst, extremes) {
+                            (true, _) => -128,
+                            (_, true) => [-128i8, 127][next() as usize % 2],
+                            _ => next() as i8,
                         })
                         .collect();
                     let mut q = elem.clone();

@@ -98,6 +98,10 @@ pub(super) unsafe fn i2_dot(
     }
 }
 
+/// Blocks whose 16-bit sums [`i2_dot_tokens`] adds before widening: each block adds at most
+/// 4 · 2 · 3 · 128 = 3072 to a lane, so eight stay within ±24 576.
+const I16_BLOCKS: usize = 8;
+
 /// See [`crate::simd::KernelTable::i2_dot_tokens`]: one row against `T` tokens, each
 /// 32-byte block decoded into its four code vectors once for all of them; per token the
 /// four `vpmaddubsw` products are summed in 16-bit lanes (within ±3072) and widened by one
@@ -120,30 +124,30 @@ pub(super) unsafe fn i2_dot_tokens<const T: usize>(
     let mask = _mm256_set1_epi8(3);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_si256(); T];
-    for b in 0..nblk {
-        // Prefetch never faults, so the address may run past the row.
-        _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(b * 32 + PREFETCH) as *const i8);
-        // SAFETY: block b's 32 bytes are within the row (caller).
-        let v = unsafe { loadu(w.add(b * 32)) };
-        let c = [
-            _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask),
-            _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask),
-            _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask),
-            _mm256_and_si256(v, mask),
-        ];
-        for (t, at) in acc.iter_mut().enumerate() {
-            // SAFETY: token t's block b: 128 activations at t*q_stride + b*128 (caller).
-            let p =
-                |k: usize| unsafe { loadu(q.add(t * q_stride + b * 128 + 32 * k) as *const u8) };
-            let s01 = _mm256_add_epi16(
-                _mm256_maddubs_epi16(c[0], p(0)),
-                _mm256_maddubs_epi16(c[1], p(1)),
-            );
-            let s23 = _mm256_add_epi16(
-                _mm256_maddubs_epi16(c[2], p(2)),
-                _mm256_maddubs_epi16(c[3], p(3)),
-            );
-            *at = _mm256_add_epi32(*at, _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones));
+    for b0 in (0..nblk).step_by(I16_BLOCKS) {
+        let mut acc16 = [_mm256_setzero_si256(); T];
+        for b in b0..nblk.min(b0 + I16_BLOCKS) {
+            // Prefetch never faults, so the address may run past the row.
+            _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(b * 32 + PREFETCH) as *const i8);
+            // SAFETY: block b's 32 bytes are within the row (caller).
+            let v = unsafe { loadu(w.add(b * 32)) };
+            let c = [
+                _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask),
+                _mm256_and_si256(v, mask),
+            ];
+            for (t, at) in acc16.iter_mut().enumerate() {
+                for (k, &ck) in c.iter().enumerate() {
+                    // SAFETY: token t's block b: 128 activations at t*q_stride + b*128
+                    // (caller), 32 at 32k.
+                    let qk = unsafe { loadu(q.add(t * q_stride + b * 128 + 32 * k) as *const u8) };
+                    *at = _mm256_add_epi16(*at, _mm256_maddubs_epi16(ck, qk));
+                }
+            }
+        }
+        for (a, a16) in acc.iter_mut().zip(acc16) {
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(a16, ones));
         }
     }
     for (t, &a) in acc.iter().enumerate() {
