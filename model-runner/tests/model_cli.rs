@@ -323,6 +323,75 @@ fn run_writes_a_receipt_that_verifies() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// `--targets --rounds 2` judges every target in each round against that round's own
+/// figures, says how many rounds met it, and keeps each round's metrics apart; `--rounds`
+/// without `--targets` is refused.
+#[test]
+fn bench_model_targets_in_rounds() {
+    let path = std::env::temp_dir().join(format!("bitnet-rounds-{}.json", std::process::id()));
+    let p = path.to_str().unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-b158-i2s.gguf");
+    let args = [
+        "bench",
+        "model",
+        "-m",
+        model,
+        "-t",
+        "2",
+        "--prompt-tokens",
+        "8",
+    ];
+    let o = bitnet(
+        &[
+            &args[..],
+            &["--gen", "4", "--targets", "--rounds", "2", "--receipt", p],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("round 1:") && out.contains("round 2:"),
+        "{out}"
+    );
+    let verdicts = out
+        .lines()
+        .filter(|l| {
+            ["met 0/2 ", "met 1/2 ", "met 2/2 "]
+                .iter()
+                .any(|v| l.starts_with(v))
+        })
+        .count();
+    assert!(verdicts >= 6, "{out}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let names: Vec<&str> = r["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for round in [1, 2] {
+        let key = format!("round{round}_f16_2t_decode_tok_per_s");
+        assert!(names.contains(&key.as_str()), "{key} in {names:?}");
+    }
+    let rounds_met = names
+        .iter()
+        .filter(|n| n.starts_with("target_met_rounds: "))
+        .count();
+    assert!(rounds_met >= 6, "{names:?}");
+    let v = bitnet(&["receipt", "verify", p]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let _ = std::fs::remove_file(&path);
+    let o = bitnet(&[&args[..], &["--rounds", "2"]].concat());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--rounds goes with --targets"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// `bench model --targets` runs both heads on 1 and 2 threads, judges every target on its
 /// own figure, and writes a receipt that verifies (tiny model, short run).
 #[test]
