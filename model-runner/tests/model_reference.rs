@@ -28,8 +28,8 @@
 //! I2_S file (the main model) must meet [`EXACT_BOUND`]. Measured differences are printed
 //! (`cargo test --release -p bitnet-runner --test model_reference -- --nocapture`).
 
-use bitnet_kernels::{Exec, Isa};
-use bitnet_runner::gguf::GgufFile;
+use bitnet_kernels::{Exec, Isa, TernaryMatrix, Tq1_0, Tq2_0};
+use bitnet_runner::gguf::{GgmlType, GgufFile, GgufWriter, parse};
 use bitnet_runner::model::{Model, load_tokenizer};
 use serde_json::Value;
 
@@ -151,6 +151,81 @@ fn tiny_i2s_matches_reference() {
 #[test]
 fn tiny_tq2_matches_reference() {
     check_model("tiny-b158-tq2", FLIP_BOUND);
+}
+
+/// The tiny TQ2_0 model repacked as TQ1_0: the same ternary codes (a trained model never
+/// uses TQ2_0's code 3) and the same f16 block scales, so in llama.cpp's Q8_K numerics it
+/// computes exactly what the TQ2_0 file computes. Its logits must equal the TQ2_0 file's
+/// bit for bit on every ISA with 1 and 2 threads (prompt through the prefill tiles, decode
+/// through the rows kernels), so it meets the same reference: top-5 and 32 greedy tokens.
+/// This runs the TQ1_0 kernels end to end on trained weights.
+#[test]
+fn tiny_tq2_repacked_as_tq1_gives_the_same_logits() {
+    let file = GgufFile::open(format!("{DIR}/tiny-b158-tq2.gguf")).unwrap();
+    let g = file.gguf();
+    let mut w = GgufWriter::new();
+    for (k, v) in g.metadata.iter() {
+        let v = match k {
+            "general.file_type" => bitnet_runner::gguf::Value::U32(36),
+            _ => v.clone(),
+        };
+        w.add(k, v).unwrap();
+    }
+    let mut repacked = 0;
+    for t in &g.tensors {
+        let data = file.tensor_data(t);
+        if t.ggml_type != GgmlType::TQ2_0 {
+            w.add_tensor(t.name.clone(), &t.dims, t.ggml_type, data)
+                .unwrap();
+            continue;
+        }
+        let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
+        let m = Tq2_0::new(rows, cols, data).unwrap();
+        let mut codes = vec![0u8; rows * cols];
+        m.unpack_codes(&mut codes).unwrap();
+        assert!(codes.iter().all(|&c| c < 3), "{}: code 3", t.name);
+        let scales: Vec<f32> = data
+            .chunks_exact(66)
+            .map(|b| half::f16::from_le_bytes([b[64], b[65]]).to_f32())
+            .collect();
+        let tq1 = Tq1_0::from_codes(&codes, &scales, rows, cols).unwrap();
+        w.add_tensor(
+            t.name.clone(),
+            &t.dims,
+            GgmlType::TQ1_0,
+            tq1.bytes().to_vec(),
+        )
+        .unwrap();
+        repacked += 1;
+    }
+    assert_eq!(repacked, 7 * 4, "every projection of the 4 layers");
+    let bytes = w.to_bytes().unwrap();
+    let gguf = parse(&bytes).unwrap();
+    let mut tq1 = Model::from_gguf(&gguf, &bytes).unwrap();
+    let mut tq2 = Model::load(&file).unwrap();
+    let tok = load_tokenizer(g).unwrap();
+    let v = tq2.config.vocab_size;
+    for p in reference("tiny-b158-tq2") {
+        let ids = tok.encode(&p.text, true).unwrap();
+        for isa in Isa::available() {
+            for threads in [1, 2] {
+                let mut logits = [vec![0f32; v], vec![0f32; v]];
+                for (m, l) in [&mut tq2, &mut tq1].into_iter().zip(&mut logits) {
+                    m.set_exec(Exec::new(isa, threads).unwrap());
+                    let mut state = m.new_state(ids.len()).unwrap();
+                    m.forward(&mut state, &ids, Some(l)).unwrap();
+                }
+                let same = logits[0]
+                    .iter()
+                    .zip(&logits[1])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{:?} {isa}/{threads}: TQ1_0 logits differ", p.text);
+                assert_eq!(top_k(&logits[1], 5), p.top5, "{:?}: top-5", p.text);
+                let greedy = tq1.generate_greedy(&ids, 32, false).unwrap();
+                assert_eq!(greedy, p.greedy_ids, "{:?} {isa}/{threads}", p.text);
+            }
+        }
+    }
 }
 
 /// A prompt longer than one batch (chunks of `DEFAULT_UBATCH`) gives the same logits as
