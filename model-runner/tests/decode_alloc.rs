@@ -71,7 +71,7 @@ fn decode_steps_do_not_allocate() {
         .iter()
         .map(|n| (format!("{}/models/{n}", env!("CARGO_MANIFEST_DIR")), false))
         .collect();
-    for ty in [SynthType::I2s, SynthType::Tq2_0] {
+    for ty in [SynthType::I2s, SynthType::Tq2_0, SynthType::Tq1_0] {
         let p = dir.join(format!(
             "bitnet-decode-alloc-{}-{ty:?}.gguf",
             std::process::id()
