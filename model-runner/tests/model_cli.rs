@@ -323,6 +323,18 @@ fn run_writes_a_receipt_that_verifies() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// The metric names of the receipt at `path`.
+fn metric_names(path: &std::path::Path) -> Vec<String> {
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    r["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// `--targets --rounds 2` judges every target in each round against that round's own
 /// figures, says how many rounds met it, and keeps each round's metrics apart; `--rounds`
 /// without `--targets` is refused.
@@ -363,14 +375,8 @@ fn bench_model_targets_in_rounds() {
         })
         .count();
     assert!(verdicts >= 6, "{out}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let names: Vec<&str> = r["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let names = metric_names(&path);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     for round in [1, 2] {
         let key = format!("round{round}_f16_2t_decode_tok_per_s");
         assert!(names.contains(&key.as_str()), "{key} in {names:?}");
@@ -426,14 +432,8 @@ fn bench_model_targets_judges_every_target() {
     ] {
         assert!(out.contains(target), "{target} missing:\n{out}");
     }
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let names: Vec<&str> = r["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let names = metric_names(&path);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     for head in ["f16", "int8"] {
         for t in [1, 2] {
             let key = format!("{head}_{t}t_decode_tok_per_s");

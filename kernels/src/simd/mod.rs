@@ -330,6 +330,17 @@ pub(crate) fn check_dot_cols(
 mod tests {
     use super::*;
 
+    /// `elem` (a multiple of 256 activations) in the ISA's `i2_arrange` layout.
+    fn i2_arranged(k: &KernelTable, elem: &[i8]) -> Vec<i8> {
+        let mut q = elem.to_vec();
+        if let Some(arrange) = k.i2_arrange {
+            for (src, dst) in elem.chunks_exact(256).zip(q.chunks_exact_mut(256)) {
+                arrange(src, dst);
+            }
+        }
+        q
+    }
+
     /// Every ISA's several-token row kernel gives, for each of 1–4 tokens, the exact sum of
     /// the scalar kernel on element-order activations: block counts 1–9 and 17, token strides wider
     /// than a token, every code byte (code 3 included), activations at the int8 extremes,
@@ -357,12 +368,7 @@ mod tests {
                             _ => next() as i8,
                         })
                         .collect();
-                    let mut q = elem.clone();
-                    if let Some(arrange) = k.i2_arrange {
-                        for (src, dst) in elem.chunks_exact(256).zip(q.chunks_exact_mut(256)) {
-                            arrange(src, dst);
-                        }
-                    }
+                    let q = i2_arranged(k, &elem);
                     let mut got = [i32::MIN; 5];
                     (k.i2_dot_tokens)(&w, nblk, &q, q_stride, &mut got[..ntok]);
                     for (t, &g) in got[..ntok].iter().enumerate() {
@@ -405,12 +411,7 @@ mod tests {
                         _ => next() as i8,
                     })
                     .collect();
-                let mut q = elem.clone();
-                if let Some(arrange) = k.i2_arrange {
-                    for (src, dst) in elem.chunks_exact(256).zip(q.chunks_exact_mut(256)) {
-                        arrange(src, dst);
-                    }
-                }
+                let q = i2_arranged(k, &elem);
                 // Sums of token t at got[t*out_stride..][..rows]; the gaps stay untouched.
                 let out_stride = rows + 3;
                 let mut got = vec![i32::MIN; 3 * out_stride + rows];

@@ -385,34 +385,65 @@ pub(super) unsafe fn tq_tile_f32<const R: usize, const T: usize, const TQ1: bool
             }
         }
         let mut s = [_mm_setzero_si128(); 2];
-        let mut d = [_mm_setzero_ps(); 2];
+        let mut h = [0i32; 2];
         for r in 0..R {
             s[r] = reduce4(acc[r].map(|v| _mm256_madd_epi16(v, ones)));
             let blk = row.wrapping_add(r * stride + b * bytes);
             // SAFETY: row r's block b's f16 scale (caller).
-            let h = i32::from(unsafe { (blk.add(scale_at) as *const i16).read_unaligned() });
-            d[r] = _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+            h[r] = i32::from(unsafe { (blk.add(scale_at) as *const i16).read_unaligned() });
         }
-        let sums = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(s[0]), s[1]);
         // SAFETY: entries 4b..4b+4 of bsum and dx are readable (caller).
-        let (bs, dxv) = unsafe {
-            (
-                _mm256_broadcastsi128_si256(_mm_loadu_si128(bsum.add(4 * b) as *const __m128i)),
-                _mm256_broadcast_ps(&*(dx.add(4 * b) as *const __m128)),
-            )
-        };
-        let dw = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(d[0]), d[1]);
-        let p = _mm256_mul_ps(
-            _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, bs)),
-            _mm256_mul_ps(dxv, dw),
-        );
-        total = _mm256_add_ps(total, p);
+        total = unsafe { tq_tile_step(total, s, h, bsum.add(4 * b), dx.add(4 * b)) };
     }
+    // SAFETY: out holds 4 * R floats (caller).
+    unsafe { store_lanes(total, out, 4 * R) };
+}
+
+/// One block of the TQ tiles' float epilogue (AVX2 and AVX-512): the lane sums `s` (row
+/// `r`'s four tokens in `s[r]`) become `(f32)(s − bsum) · (dx · d_r)`, with the four tokens'
+/// `bsum` and `dx` of the block and row `r`'s f16 scale bits `h[r]`, and are added to
+/// `total` (lane `4r + t`): separate multiplies and adds, the scalar order of every lane.
+///
+/// # Safety
+/// AVX2 and F16C available; four entries readable at `bsum` and at `dx`.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn tq_tile_step(
+    total: __m256,
+    s: [__m128i; 2],
+    h: [i32; 2],
+    bsum: *const i32,
+    dx: *const f32,
+) -> __m256 {
+    let d = h.map(|h| _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h))));
+    let sums = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(s[0]), s[1]);
+    // SAFETY: four entries at bsum and dx (caller).
+    let (bs, dxv) = unsafe {
+        (
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(bsum as *const __m128i)),
+            _mm256_broadcast_ps(&*(dx as *const __m128)),
+        )
+    };
+    let dw = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(d[0]), d[1]);
+    let p = _mm256_mul_ps(
+        _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, bs)),
+        _mm256_mul_ps(dxv, dw),
+    );
+    _mm256_add_ps(total, p)
+}
+
+/// Writes the first `n` (at most 8) lanes of `v` to `out`.
+///
+/// # Safety
+/// AVX available; `out` writable for `n ≤ 8` floats.
+#[inline]
+#[target_feature(enable = "avx")]
+pub(super) unsafe fn store_lanes(v: __m256, out: *mut f32, n: usize) {
     let mut lanes = [0f32; 8];
     // SAFETY: `lanes` is 32 bytes.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
-    // SAFETY: out holds 4 * R floats (caller).
-    unsafe { core::ptr::copy_nonoverlapping(lanes.as_ptr(), out, 4 * R) };
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+    // SAFETY: out holds n ≤ 8 floats (caller).
+    unsafe { core::ptr::copy_nonoverlapping(lanes.as_ptr(), out, n.min(8)) };
 }
 
 /// Base-3 digit extraction on 32 stored bytes: byte `i` gets digit `log3(pow_i)`, i.e.

@@ -662,11 +662,11 @@ pub(super) unsafe fn tq_tile_f32<const R: usize, const T: usize, const TQ1: bool
     let mut total = _mm256_setzero_ps();
     for b in 0..nb {
         let mut c = [[_mm512_setzero_si512(); 4]; R];
-        let mut d = [_mm_setzero_ps(); 2];
+        let mut h = [0i32; 2];
         for (r, cr) in c.iter_mut().enumerate() {
             let blk = row.wrapping_add(r * stride + b * bytes);
             // SAFETY: row r's block b, its code bytes and its f16 scale (caller).
-            let h = unsafe {
+            h[r] = unsafe {
                 *cr = if TQ1 {
                     tq1_codes(blk, &pw)
                 } else {
@@ -674,7 +674,6 @@ pub(super) unsafe fn tq_tile_f32<const R: usize, const T: usize, const TQ1: bool
                 };
                 i32::from((blk.add(scale_at) as *const i16).read_unaligned())
             };
-            d[r] = _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
         }
         let mut acc = [[_mm512_setzero_si512(); 4]; R];
         for t in 0..T {
@@ -692,26 +691,11 @@ pub(super) unsafe fn tq_tile_f32<const R: usize, const T: usize, const TQ1: bool
         for r in 0..R {
             s[r] = reduce4(acc[r]);
         }
-        let sums = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(s[0]), s[1]);
         // SAFETY: entries 4b..4b+4 of bsum and dx are readable (caller).
-        let (bs, dxv) = unsafe {
-            (
-                _mm256_broadcastsi128_si256(_mm_loadu_si128(bsum.add(4 * b) as *const __m128i)),
-                _mm256_broadcast_ps(&*(dx.add(4 * b) as *const __m128)),
-            )
-        };
-        let dw = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(d[0]), d[1]);
-        let p = _mm256_mul_ps(
-            _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, bs)),
-            _mm256_mul_ps(dxv, dw),
-        );
-        total = _mm256_add_ps(total, p);
+        total = unsafe { super::avx2::tq_tile_step(total, s, h, bsum.add(4 * b), dx.add(4 * b)) };
     }
-    let mut lanes = [0f32; 8];
-    // SAFETY: `lanes` is 32 bytes.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
     // SAFETY: out holds 4 * R floats (caller).
-    unsafe { core::ptr::copy_nonoverlapping(lanes.as_ptr(), out, 4 * R) };
+    unsafe { super::avx2::store_lanes(total, out, 4 * R) };
 }
 
 /// See [`crate::simd::KernelTable::dot_f16`]: 128 halves per step into eight FMA
