@@ -342,9 +342,9 @@ mod tests {
     }
 
     /// Every ISA's several-token row kernel gives, for each of 1–4 tokens, the exact sum of
-    /// the scalar kernel on element-order activations: block counts 1–9 and 17, token strides wider
-    /// than a token, every code byte (code 3 included), activations at the int8 extremes,
-    /// and the largest sums (all codes 3 against -128).
+    /// the scalar kernel on element-order activations: block counts 1–9 and 17, token
+    /// strides wider than a token, every code byte (code 3 included), activations at the
+    /// int8 extremes, and the largest sums (all codes 3 against -128).
     #[test]
     fn i2_dot_tokens_equal_scalar_per_token() {
         let mut rng = crate::testing::lcg(0x2545_f491_4f6c_dd1du64);

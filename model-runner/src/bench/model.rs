@@ -88,8 +88,8 @@ pub const PROMPT_REPEATS: usize = 3;
 /// [`ModelFigures::stream_gbps`]).
 pub const STREAM_EVERY: usize = 4;
 
-/// A synthetic model `preset[:type]` (`2b4t`, `tiny`; `i2s`, `tq2_0` or `tq1_0`), written to the temp
-/// directory unless already there; returns its path.
+/// A synthetic model `preset[:type]` (`2b4t`, `tiny`; `i2s`, `tq2_0` or `tq1_0`), written to
+/// the temp directory unless already there; returns its path.
 pub fn synth_model(spec: &str, progress: impl FnMut(u64, u64)) -> Result<PathBuf, String> {
     let (preset, ty) = spec.split_once(':').unwrap_or((spec, "i2s"));
     let s = SynthSpec::preset(preset)

@@ -791,7 +791,8 @@ fn run_model_targets(a: ModelArgs) -> CliResult {
 /// A target's name, its figure in words, and whether the figure meets it (`None`: no figure).
 type Target = (String, String, Option<bool>);
 
-/// One round's figures as table lines, and every target judged on them; the round's metrics go to `r`, their names prefixed by `prefix`.
+/// One round's figures as table lines, and every target judged on them; the round's
+/// metrics go to `r`, their names prefixed by `prefix`.
 fn judge_targets(
     runs: &[(HeadMode, usize, model_bench::ModelFigures)],
     roof: &Roofline,
