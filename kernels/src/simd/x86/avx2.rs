@@ -492,54 +492,28 @@ const POW_224: [u8; 32] = pows(
 );
 
 /// See [`crate::simd::KernelTable::tq1_dot`]. Decodes each block into eight vectors of 32
-/// codes in element order (`qs[0..32]` digits 0..5 → elements 0..160; `qs[32..48]`
-/// broadcast to both lanes → 160..224; `qs[32..48]` digit 4 beside `qh` → 224..256) and
-/// multiplies them with the matching activations.
+/// codes in element order ([`tq_codes`]) and multiplies them with the matching activations
+/// into 16-bit sums (within ±4096), widened once per block.
 ///
 /// # Safety
 /// AVX2 available; `row` readable for `out.len()` 54-byte blocks, `a` for `out.len()` blocks.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn tq1_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]) {
-    let uniform: [(__m256i, __m256i); 5] =
-        [1i16, 3, 9, 27, 81].map(|p| (_mm256_set1_epi16(p), _mm256_set1_epi16(p)));
-    let p160 = pow_operands(&POW_160);
-    let p192 = pow_operands(&POW_192);
-    let p224 = pow_operands(&POW_224);
+    let pw = tq1_powers();
     for (b, o) in out.iter_mut().enumerate() {
-        // SAFETY: block b of the row and of the activations exist (caller); every load below
-        // stays within the block's 54 bytes or the activation block's 256.
-        unsafe {
-            let blk = row.add(b * 54);
-            let qs = (*a.add(b)).qs.as_ptr() as *const u8;
-            let head = loadu(blk);
-            let mid = _mm256_broadcastsi128_si256(_mm_loadu_si128(blk.add(32) as *const __m128i));
-            let mut tail_src = [0u8; 32];
-            core::ptr::copy_nonoverlapping(blk.add(32), tail_src.as_mut_ptr(), 16);
-            for k in 0..16 {
-                tail_src[16 + k] = *blk.add(48 + k % 4);
-            }
-            let tail = loadu(tail_src.as_ptr());
-            let mut s = _mm256_setzero_si256();
-            for (n, &(pl, ph)) in uniform.iter().enumerate() {
-                s = _mm256_add_epi16(
-                    s,
-                    _mm256_maddubs_epi16(digits(head, pl, ph), loadu(qs.add(32 * n))),
-                );
-            }
-            s = _mm256_add_epi16(
-                s,
-                _mm256_maddubs_epi16(digits(mid, p160.0, p160.1), loadu(qs.add(160))),
-            );
-            s = _mm256_add_epi16(
-                s,
-                _mm256_maddubs_epi16(digits(mid, p192.0, p192.1), loadu(qs.add(192))),
-            );
-            s = _mm256_add_epi16(
-                s,
-                _mm256_maddubs_epi16(digits(tail, p224.0, p224.1), loadu(qs.add(224))),
-            );
-            *o = hsum(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+        let mut s = _mm256_setzero_si256();
+        for v in 0..8 {
+            // SAFETY: block b of the row and of the activations exist (caller); the codes
+            // stay within the block's 52 code bytes, the activations within its 256.
+            let (c, q) = unsafe {
+                (
+                    tq_codes::<true>(row.add(b * 54), v, &pw),
+                    loadu(((*a.add(b)).qs.as_ptr() as *const u8).add(32 * v)),
+                )
+            };
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c, q));
         }
+        *o = hsum(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
     }
 }
 
