@@ -175,7 +175,8 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
 }
 
 /// `Σ_j code_j · q_j` of one TQ2_0 block as eight i32 lanes (not yet reduced):
-/// `vpmaddubsw` into 16-bit lanes (at most 8·2·2·128 apart from zero), then `vpmaddwd`.
+/// `vpmaddubsw` into 16-bit lanes (at most 8·2·3·128 = 6144 from zero, code 3 included),
+/// then `vpmaddwd`.
 ///
 /// # Safety
 /// AVX2 available; 64 code bytes at `blk` and 256 activations at `qs` readable.
@@ -339,8 +340,8 @@ fn tq1_powers() -> [(__m256i, __m256i); 8] {
 /// block's codes are decoded 32 at a time ([`tq_codes`]), each vector once for the `T`
 /// tokens, and each token's 32 activations are loaded once for the `R` rows; products go
 /// through `vpmaddubsw` into 16-bit sums per row and token (eight vectors of pairs: within
-/// ±4096), widened by `vpmaddwd` once per block. The sums of a row's tokens are reduced
-/// together ([`reduce4`]) into one 8-lane vector (row `r`, token `t` in lane `4r + t`), and
+/// ±6144 with TQ2_0's code 3), widened by `vpmaddwd` once per block. The sums of a row's
+/// tokens are reduced together ([`reduce4`]) into one 8-lane vector (row `r`, token `t` in lane `4r + t`), and
 /// the float epilogue `(f32)(s − bsum) · (dx · d)` then `acc + that` runs on it, block by
 /// block: the scalar order of every lane.
 ///
