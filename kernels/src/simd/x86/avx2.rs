@@ -341,9 +341,9 @@ fn tq1_powers() -> [(__m256i, __m256i); 8] {
 /// tokens, and each token's 32 activations are loaded once for the `R` rows; products go
 /// through `vpmaddubsw` into 16-bit sums per row and token (eight vectors of pairs: within
 /// ±6144 with TQ2_0's code 3), widened by `vpmaddwd` once per block. The sums of a row's
-/// tokens are reduced together ([`reduce4`]) into one 8-lane vector (row `r`, token `t` in lane `4r + t`), and
-/// the float epilogue `(f32)(s − bsum) · (dx · d)` then `acc + that` runs on it, block by
-/// block: the scalar order of every lane.
+/// tokens are reduced together ([`reduce4`]) into one 8-lane vector (row `r`, token `t` in
+/// lane `4r + t`), and the float epilogue `(f32)(s − bsum) · (dx · d)` then `acc + that`
+/// runs on it, block by block ([`tq_tile_step`]): the scalar order of every lane.
 ///
 /// Why: without a tile, AVX2 prefill ran the one-token kernel per row and token, decoding
 /// every block once per token: TQ1_0's digits (about 15 vector operations per 32 codes)
