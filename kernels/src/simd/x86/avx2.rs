@@ -364,7 +364,7 @@ pub(super) unsafe fn tq_tile_f32<const R: usize, const T: usize, const TQ1: bool
     dx: *const f32,
     out: *mut f32,
 ) {
-    let (bytes, scale_at) = if TQ1 { (54, 52) } else { (66, 64) };
+    let (bytes, scale_at) = super::tq_block_layout(TQ1);
     let pw = tq1_powers();
     let ones = _mm256_set1_epi16(1);
     let mut total = _mm256_setzero_ps();

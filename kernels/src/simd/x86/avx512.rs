@@ -567,7 +567,7 @@ pub(super) unsafe fn tq_rows_f32<const R: usize, const TQ1: bool>(
     dx: *const f32,
     out: *mut f32,
 ) {
-    let (bytes, scale_at) = if TQ1 { (54, 52) } else { (66, 64) };
+    let (bytes, scale_at) = super::tq_block_layout(TQ1);
     let pw = tq1_powers();
     let mut acc = _mm_setzero_ps();
     for b in 0..nb {
@@ -657,7 +657,7 @@ pub(super) unsafe fn tq_tile_f32<const R: usize, const T: usize, const TQ1: bool
     dx: *const f32,
     out: *mut f32,
 ) {
-    let (bytes, scale_at) = if TQ1 { (54, 52) } else { (66, 64) };
+    let (bytes, scale_at) = super::tq_block_layout(TQ1);
     let pw = tq1_powers();
     let mut total = _mm256_setzero_ps();
     for b in 0..nb {

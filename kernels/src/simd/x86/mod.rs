@@ -22,8 +22,20 @@ use super::KernelTable;
 /// A lone 4.4 MB matrix from anonymous memory barely cares (1 KiB was within noise of 3 KiB),
 /// so the whole-model pass decided.
 const PREFETCH: usize = 8192;
+
 use crate::act::BlockQ8K;
 use crate::format::{tq1_0, tq2_0};
+
+/// `(block bytes, offset of the f16 scale)` of a TQ1_0 (`tq1`) or TQ2_0 block: the scale is
+/// the block's last two bytes.
+const fn tq_block_layout(tq1: bool) -> (usize, usize) {
+    let bytes = if tq1 {
+        tq1_0::BLOCK_BYTES
+    } else {
+        tq2_0::BLOCK_BYTES
+    };
+    (bytes, bytes - 2)
+}
 
 pub(crate) static AVX2: KernelTable = KernelTable {
     i2_dot: avx2_i2_dot,
