@@ -39,6 +39,10 @@ pub const DOT_COLS_MAX: usize = 4;
 /// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]` (see [`Exec::dot_cols_f32`]).
 pub type DotColsF32 = fn(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f32]]);
 
+/// `outs[h][j] = Σ_i xs[h][i] · f32(m[i·stride + j])` over halves (see
+/// [`Exec::dot_cols_f16`]).
+pub type DotColsF16 = fn(xs: &[&[f32]], m: &[half::f16], stride: usize, outs: &mut [&mut [f32]]);
+
 /// Execution settings of one compute call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exec {
@@ -121,6 +125,13 @@ impl Exec {
     /// rows. Panics on more vectors, unequal lengths, or a matrix too short.
     pub fn dot_cols_f32(&self) -> Result<DotColsF32> {
         Ok(self.kernels()?.dot_cols_f32)
+    }
+
+    /// [`Exec::dot_cols_f32`] over a matrix of halves (e.g. an f16 key/value cache), each
+    /// widened to f32 as it is read: the bits of widening the matrix first (the widening
+    /// is exact) and running the plain loop, with half the bytes read and no widened copy.
+    pub fn dot_cols_f16(&self) -> Result<DotColsF16> {
+        Ok(self.kernels()?.dot_cols_f16)
     }
 
     pub(crate) fn kernels(&self) -> Result<&'static KernelTable> {
@@ -597,15 +608,17 @@ mod tests {
         }
     }
 
-    /// `dot_cols_f32` has the plain loop's bits on every ISA, for each of 1 to
-    /// `DOT_COLS_MAX` vectors over one matrix: column counts around the vector widths and
-    /// block sizes, strides wider than the columns, one and many rows.
+    /// `dot_cols_f32`, and `dot_cols_f16` over the same matrix in halves, have the plain
+    /// loop's bits (over the widened halves) on every ISA, for each of 1 to `DOT_COLS_MAX`
+    /// vectors over one matrix: column counts around the vector widths and block sizes,
+    /// strides wider than the columns, one and many rows.
     #[test]
-    fn dot_cols_f32_has_the_plain_loops_bits_on_every_isa() {
+    fn dot_cols_have_the_plain_loops_bits_on_every_isa() {
         let mut rng = crate::testing::lcg(0x2545_f491_4f6c_dd1du64);
         let mut next = || ((rng() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 5.0;
         for isa in Isa::available() {
             let k = Exec::new(isa, 1).unwrap().dot_cols_f32().unwrap();
+            let k16 = Exec::new(isa, 1).unwrap().dot_cols_f16().unwrap();
             for (rows, n, vectors) in (1..=DOT_COLS_MAX).flat_map(|v| {
                 [1usize, 2, 7, 128].into_iter().flat_map(move |rows| {
                     [0usize, 1, 7, 15, 16, 17, 33, 47, 64, 65, 80, 128, 200]
@@ -620,39 +633,51 @@ mod tests {
                 let xs: Vec<Vec<f32>> = (0..vectors)
                     .map(|_| (0..rows).map(|_| next()).collect())
                     .collect();
-                let want: Vec<Vec<f32>> = xs
-                    .iter()
-                    .map(|x| {
-                        let mut want = vec![0f32; n];
-                        for (i, &xi) in x.iter().enumerate() {
-                            for (j, w) in want.iter_mut().enumerate() {
-                                *w += xi * m[i * stride + j];
+                let plain = |m: &[f32]| -> Vec<Vec<f32>> {
+                    xs.iter()
+                        .map(|x| {
+                            let mut want = vec![0f32; n];
+                            for (i, &xi) in x.iter().enumerate() {
+                                for (j, w) in want.iter_mut().enumerate() {
+                                    *w += xi * m[i * stride + j];
+                                }
                             }
-                        }
-                        want
-                    })
-                    .collect();
-                let mut got = vec![vec![f32::NAN; n]; vectors];
+                            want
+                        })
+                        .collect()
+                };
                 let x_refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
-                let mut out_refs: Vec<&mut [f32]> = got.iter_mut().map(Vec::as_mut_slice).collect();
-                k(&x_refs, &m, stride, &mut out_refs);
                 let bits = |v: &[Vec<f32>]| {
                     v.iter()
                         .map(|r| r.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
                         .collect::<Vec<_>>()
                 };
-                assert_eq!(
-                    bits(&got),
-                    bits(&want),
-                    "{isa} rows {rows} n {n} vectors {vectors}"
-                );
+                let mut got = vec![vec![f32::NAN; n]; vectors];
+                let mut out_refs: Vec<&mut [f32]> = got.iter_mut().map(Vec::as_mut_slice).collect();
+                k(&x_refs, &m, stride, &mut out_refs);
+                let case = format!("{isa} rows {rows} n {n} vectors {vectors}");
+                assert_eq!(bits(&got), bits(&plain(&m)), "f32 {case}");
+                // Halves of the same values; the stride's padding holds infinities, which
+                // must not reach a kept column.
+                let m16: Vec<half::f16> = (0..len)
+                    .map(|i| match i % stride.max(1) < n {
+                        true => half::f16::from_f32(m[i]),
+                        false => half::f16::INFINITY,
+                    })
+                    .collect();
+                let widened: Vec<f32> = m16.iter().map(|h| h.to_f32()).collect();
+                let mut got = vec![vec![f32::NAN; n]; vectors];
+                let mut out_refs: Vec<&mut [f32]> = got.iter_mut().map(Vec::as_mut_slice).collect();
+                k16(&x_refs, &m16, stride, &mut out_refs);
+                assert_eq!(bits(&got), bits(&plain(&widened)), "f16 {case}");
             }
         }
     }
 
-    /// `dot_cols_f32` refuses shapes it cannot compute (never a silent partial result).
+    /// `dot_cols_f32` and `dot_cols_f16` refuse shapes they cannot compute (never a silent
+    /// partial result).
     #[test]
-    fn dot_cols_f32_panics_on_bad_shapes() {
+    fn dot_cols_panic_on_bad_shapes() {
         let m = vec![1f32; 64];
         let (x, y): (&[f32], &[f32]) = (&[1.0; 4], &[1.0; 3]);
         for isa in Isa::available() {
@@ -672,6 +697,18 @@ mod tests {
             assert!(run(&[x, y], &[8, 8], 16), "{isa}: vectors of two lengths");
             assert!(run(&[x, x], &[8, 9], 16), "{isa}: outputs of two lengths");
             assert!(run(&[x], &[8], 20), "{isa}: matrix too short");
+            // The halves' kernel shares the checks; its own matrix too short, and fine.
+            let k16 = Exec::new(isa, 1).unwrap().dot_cols_f16().unwrap();
+            let m16 = vec![half::f16::ONE; 64];
+            let run16 = |stride: usize| {
+                let mut out = [0f32; 8];
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    k16(&[x], &m16, stride, &mut [&mut out[..]])
+                }))
+                .is_err()
+            };
+            assert!(!run16(16), "{isa}: f16, a good shape");
+            assert!(run16(20), "{isa}: f16, matrix too short");
         }
     }
 }

@@ -289,3 +289,65 @@ fn chunked_prompt_equals_token_by_token() {
         assert_eq!(batched, par, "{threads} threads");
     }
 }
+
+/// An f16 KV cache (`--kv f16`): attention reads the halves through `dot_cols_f16`, which
+/// widens them as it loads (its bits against the plain loop are the kernels' unit test).
+/// Here, end to end on the tiny model: on every ISA, 2 threads give the 1-thread bits over
+/// a prompt of two batches (keys in several tiles, values in long slabs), and every
+/// reference prompt keeps its top-5 ids and its 32 greedy tokens through the cache.
+///
+/// Why not the reference's logits within [`EXACT_BOUND`]: f16 keys and values carry a
+/// relative rounding of up to 2⁻¹¹, which reaches the logits through the scores and the
+/// value sums and may flip int8 roundings of the attention output. Nor bits across ISAs:
+/// the f32 head and norms may sum in another order per ISA (see `Isa`).
+#[test]
+fn f16_kv_cache_keeps_the_reference_tokens_on_every_isa() {
+    use bitnet_runner::model::{DEFAULT_UBATCH, KvType};
+    let file = GgufFile::open(format!("{DIR}/tiny-b158-i2s.gguf")).unwrap();
+    let mut model = Model::load(&file).unwrap();
+    model.set_kv_type(KvType::F16);
+    let tok = load_tokenizer(file.gguf()).unwrap();
+    let v = model.config.vocab_size;
+    let text = "The meaning of life is a fool and his money. ".repeat(20);
+    let mut long = tok.encode(&text, true).unwrap();
+    long.truncate(DEFAULT_UBATCH + 37);
+    let run = |model: &Model, ids: &[u32]| {
+        let mut logits = vec![0f32; v];
+        let mut state = model.new_state(ids.len()).unwrap();
+        model.forward(&mut state, ids, Some(&mut logits)).unwrap();
+        logits
+    };
+    let prompts = reference("tiny-b158-i2s");
+    for isa in Isa::available() {
+        model.set_exec(Exec::new(isa, 1).unwrap());
+        let one = run(&model, &long);
+        model.set_exec(Exec::new(isa, 2).unwrap());
+        let two = run(&model, &long);
+        let bits = |l: &[f32]| l.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert!(bits(&one) == bits(&two), "{isa}: 2 threads, long prompt");
+        for threads in [1, 2] {
+            model.set_exec(Exec::new(isa, threads).unwrap());
+            for p in &prompts {
+                let ids = tok.encode(&p.text, true).unwrap();
+                let logits = run(&model, &ids);
+                let max_diff = logits
+                    .iter()
+                    .zip(&p.logits)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                println!(
+                    "f16 KV {:?} {isa}/{threads}: max |logit - ref| = {max_diff:.3e}",
+                    p.text
+                );
+                assert_eq!(
+                    top_k(&logits, 5),
+                    p.top5,
+                    "{:?} {isa}/{threads}: top-5",
+                    p.text
+                );
+                let got = model.generate_greedy(&ids, 32, false).unwrap();
+                assert_eq!(got, p.greedy_ids, "{:?} {isa}/{threads}: greedy", p.text);
+            }
+        }
+    }
+}

@@ -92,6 +92,9 @@ pub(crate) struct KernelTable {
     /// bits of the plain loop `out.fill(0); for i { for j { out[j] += x[i] * m[i*stride + j] } }`
     /// run for each `h`.
     pub dot_cols_f32: crate::exec::DotColsF32,
+    /// [`dot_cols_f32`](Self::dot_cols_f32) over a matrix of halves: each element widened
+    /// to f32 (exact), then the same sums, so the bits of widening `m` first.
+    pub dot_cols_f16: crate::exec::DotColsF16,
 }
 
 /// The table for `isa`, or an error if this CPU lacks it.
@@ -295,12 +298,12 @@ pub(crate) fn check_tq_dot(row: &[u8], a: &[BlockQ8K], nblk: usize, block_bytes:
     assert!(a.len() >= nblk, "tq_dot: activations too short");
 }
 
-/// Checks the shapes and bounds every `dot_cols_f32` implementation relies on; returns
-/// `(len, n)`, the length of every `xs[h]` and of every `outs[h]`.
+/// Checks the shapes and bounds every `dot_cols_f32` and `dot_cols_f16` implementation
+/// relies on; returns `(len, n)`, the length of every `xs[h]` and of every `outs[h]`.
 #[inline]
-pub(crate) fn check_dot_cols(
+pub(crate) fn check_dot_cols<T>(
     xs: &[&[f32]],
-    m: &[f32],
+    m: &[T],
     stride: usize,
     outs: &[&mut [f32]],
 ) -> (usize, usize) {

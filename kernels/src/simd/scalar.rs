@@ -24,6 +24,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     dot_i8: |w, x, _x_sum| dot_i8(w, x),
     axpy_f32,
     dot_cols_f32,
+    dot_cols_f16,
 };
 
 fn i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -132,6 +133,18 @@ pub(crate) fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
 
 /// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]`, the plain loop for each `h` (the scalar
 /// table's entry).
+fn dot_cols_f16(xs: &[&[f32]], m: &[half::f16], stride: usize, outs: &mut [&mut [f32]]) {
+    let (_, n) = super::check_dot_cols(xs, m, stride, outs);
+    for (x, out) in xs.iter().zip(outs.iter_mut()) {
+        out.fill(0.0);
+        for (i, &xi) in x.iter().enumerate() {
+            for (o, &w) in out.iter_mut().zip(&m[i * stride..i * stride + n]) {
+                *o += xi * w.to_f32();
+            }
+        }
+    }
+}
+
 pub(crate) fn dot_cols_f32(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
     let (_, n) = super::check_dot_cols(xs, m, stride, outs);
     for (x, out) in xs.iter().zip(outs.iter_mut()) {

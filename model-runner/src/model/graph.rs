@@ -16,7 +16,7 @@ use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
 use super::error::{ModelError, Result};
-use super::kv_cache::{KV_TILE, KvCache, KvLayer, KvType};
+use super::kv_cache::{Elements, KV_TILE, KvCache, KvLayer, KvType};
 use super::weights::{Projection, Weights};
 
 /// How activations enter the ternary projections.
@@ -114,7 +114,7 @@ struct Scratch {
     /// pass uses the same tables, so they are computed once, not once per layer.
     rope_for: Option<(usize, usize, usize, u32)>,
     /// Attention scratch per thread `[threads][attention_scratch(..)]`: the scores of a
-    /// group of query heads and, for an f16 cache, a key tile or value slab in f32.
+    /// group of query heads.
     scores: Vec<f32>,
     /// Final-normed last position `[hidden]`.
     last: Vec<f32>,
@@ -343,7 +343,7 @@ impl<'a> Model<'a> {
                 // One attention scratch per thread.
                 scores: vec![
                     0.0;
-                    attention_scratch(capacity, c.head_dim, self.kv_type)
+                    attention_scratch(capacity)
                         * bitnet_kernels::exec::default_threads().max(self.exec.threads())
                 ],
                 last: vec![0.0; c.hidden],
@@ -891,14 +891,19 @@ fn attention(
 ) -> bitnet_kernels::Result<()> {
     // The sums run through the ISA's unfused `dot_cols`, which gives the reference's bits:
     // one call per run of a token's query heads that share a key/value head, reading that
-    // head's keys (and then its values) once for all of them, in place from an f32 cache or
-    // converted into the thread's scratch from an f16 one.
-    let dot_cols = exec.dot_cols_f32()?;
+    // head's keys (and then its values) once for all of them, in place in the cache's type
+    // (an f16 cache's halves widened as they are read, exactly).
+    let (cols_f32, cols_f16) = (exec.dot_cols_f32()?, exec.dot_cols_f16()?);
+    let dot_cols =
+        |xs: &[&[f32]], (m, stride): (Elements<'_>, usize), outs: &mut [&mut [f32]]| match m {
+            Elements::F32(m) => cols_f32(xs, m, stride, outs),
+            Elements::F16(m) => cols_f16(xs, m, stride, outs),
+        };
     let (hd, q_dim, group) = (c.head_dim, c.q_dim(), c.gqa_group());
     let cap = cache.capacity();
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
     // Items are (token, head) output slices; threads take contiguous runs of them.
-    let scratch = attention_scratch(cap, hd, cache.ty());
+    let scratch = attention_scratch(cap);
     // A causal token's work grows with its position: over a whole prompt the second half
     // of the items would carry about three times the first. Blocks of ATTENTION_TOKENS
     // tokens, each split across the threads, keep the halves within a few percent (every
@@ -912,7 +917,7 @@ fn attention(
         // as `F32_MAC_WEIGHT` int8 products each, the unit of the pool's split threshold.
         let work = F32_MAC_WEIGHT * 2 * hd * c.n_head * (tokens * pos0 + tokens * (tokens + 1) / 2);
         exec.for_item_groups(out, hd, scores, scratch, work, |first, outs, buf| {
-            let (sc_rows, conv) = buf.split_at_mut(DOT_COLS_MAX * cap);
+            let sc_rows = buf;
             let items = outs.len() / hd;
             let mut i = 0;
             while i < items {
@@ -935,9 +940,8 @@ fn attention(
                 let qhs = up_to_group(qs.chunks_exact(hd));
                 for tile in 0..n_ctx.div_ceil(KV_TILE) {
                     let cols = tile * KV_TILE..(tile * KV_TILE + KV_TILE).min(n_ctx);
-                    let (kt, stride) = cache.key_tile(kv_head, tile, conv);
                     let mut o = up_to_group(scs.iter_mut().map(|s| &mut s[cols.clone()]));
-                    dot_cols(&qhs[..k], kt, stride, &mut o[..k]);
+                    dot_cols(&qhs[..k], cache.key_tile(kv_head, tile), &mut o[..k]);
                 }
                 for sc in scs.iter_mut() {
                     softmax_scaled(sc, scale);
@@ -946,9 +950,9 @@ fn attention(
                 let ps = up_to_group(scs.iter().map(|s| &s[..]));
                 for slab in 0..hd.div_ceil(KV_TILE) {
                     let dims = slab * KV_TILE..(slab * KV_TILE + KV_TILE).min(hd);
-                    let (v, stride) = cache.value_slab(kv_head, slab, n_ctx, conv);
+                    let v = cache.value_slab(kv_head, slab, n_ctx);
                     let mut o = up_to_group(os.chunks_exact_mut(hd).map(|o| &mut o[dims.clone()]));
-                    dot_cols(&ps[..k], v, stride, &mut o[..k]);
+                    dot_cols(&ps[..k], v, &mut o[..k]);
                 }
                 i += k;
             }
@@ -964,14 +968,9 @@ fn up_to_group<T: Default>(mut it: impl Iterator<Item = T>) -> [T; DOT_COLS_MAX]
 }
 
 /// [`attention`]'s scratch per thread, in f32: the scores of `DOT_COLS_MAX` heads
-/// (`capacity` each), then for an f16 cache a key tile (`head_dim × KV_TILE`) or a value
-/// slab (`capacity × KV_TILE` at most) converted to f32.
-fn attention_scratch(capacity: usize, head_dim: usize, kv: KvType) -> usize {
+/// (`capacity` each).
+fn attention_scratch(capacity: usize) -> usize {
     DOT_COLS_MAX * capacity
-        + match kv {
-            KvType::F32 => 0,
-            KvType::F16 => (head_dim * KV_TILE).max(head_dim.min(KV_TILE) * capacity),
-        }
 }
 
 /// `s <- softmax(s · scale)` with the reference's bits: scale and max, then `exp(s - max)`,

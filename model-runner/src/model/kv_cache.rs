@@ -126,25 +126,37 @@ impl Rows<'_> {
         }
     }
 
-    /// A matrix of `rows` rows of `n` elements, row `r` at `at + r * stride`, as f32 with its
-    /// row stride: borrowed (stride `stride`) when stored as f32, else converted into `buf`
-    /// (at least `rows * n` long) with stride `n`. The conversion is exact.
-    fn read_rows<'s>(
-        &'s self,
-        (at, n, rows, stride): (usize, usize, usize, usize),
-        buf: &'s mut [f32],
-    ) -> (&'s [f32], usize) {
-        if rows == 0 || n == 0 {
-            return (&[], stride);
-        }
+    /// The matrix of `rows` rows of `n` elements, row `r` at `at + r * stride`, borrowed in
+    /// the cache's type (empty when `rows` or `n` is 0).
+    fn view(&self, (at, n, rows, stride): (usize, usize, usize, usize)) -> Elements<'_> {
+        let end = match rows.checked_sub(1) {
+            Some(last) if n > 0 => at + last * stride + n,
+            _ => at,
+        };
         match self {
-            Rows::F32(v) => (&v[at..at + (rows - 1) * stride + n], stride),
-            Rows::F16(v) => {
-                for (r, out) in buf[..rows * n].chunks_exact_mut(n).enumerate() {
-                    v[at + r * stride..][..n].convert_to_f32_slice(out);
-                }
-                (&buf[..rows * n], n)
-            }
+            Rows::F32(v) => Elements::F32(&v[at..end]),
+            Rows::F16(v) => Elements::F16(&v[at..end]),
+        }
+    }
+}
+
+/// Borrowed cache elements in the cache's type: what attention's column sums read, each
+/// type through its own kernel (`dot_cols_f32`, or `dot_cols_f16`, which widens as it
+/// reads).
+#[derive(Debug, Clone, Copy)]
+pub enum Elements<'s> {
+    /// f32 elements.
+    F32(&'s [f32]),
+    /// f16 elements.
+    F16(&'s [f16]),
+}
+
+impl Elements<'_> {
+    /// Element `i`, widened to f32 (exact).
+    pub fn get(&self, i: usize) -> f32 {
+        match self {
+            Elements::F32(v) => v[i],
+            Elements::F16(v) => v[i].to_f32(),
         }
     }
 }
@@ -247,31 +259,25 @@ impl KvLayer<'_> {
         self.keys.ty()
     }
 
-    /// Key tile `tile` of KV head `h` as an f32 matrix and its row stride: row `d <
-    /// head_dim` holds element `d` of the keys at positions `tile * KV_TILE + j`, `j <
-    /// KV_TILE` (positions not stored yet hold stale values). Borrowed from an f32 cache,
-    /// converted into `buf` (`head_dim * KV_TILE` long) from an f16 one.
-    pub fn key_tile<'s>(&'s self, h: usize, tile: usize, buf: &'s mut [f32]) -> (&'s [f32], usize) {
+    /// Key tile `tile` of KV head `h` and its row stride ([`KV_TILE`]): row `d < head_dim`
+    /// holds element `d` of the keys at positions `tile * KV_TILE + j`, `j < KV_TILE`
+    /// (positions not stored yet hold stale values).
+    pub fn key_tile(&self, h: usize, tile: usize) -> (Elements<'_>, usize) {
         let l = self.layout;
         let at = l.key(h, 0, tile * KV_TILE);
-        self.keys.read_rows((at, KV_TILE, l.head_dim, KV_TILE), buf)
+        (self.keys.view((at, KV_TILE, l.head_dim, KV_TILE)), KV_TILE)
     }
 
-    /// Value slab `slab` of KV head `h` for positions `0..n` as an f32 matrix and its row
-    /// stride: row `p` holds elements `slab * KV_TILE..` (up to [`KV_TILE`] of them, fewer in
-    /// a head's last slab) of the value at position `p`. Borrowed from an f32 cache,
-    /// converted into `buf` (`n * KV_TILE` long) from an f16 one.
-    pub fn value_slab<'s>(
-        &'s self,
-        h: usize,
-        slab: usize,
-        n: usize,
-        buf: &'s mut [f32],
-    ) -> (&'s [f32], usize) {
+    /// Value slab `slab` of KV head `h` for positions `0..n` and its row stride: row `p`
+    /// holds elements `slab * KV_TILE..` (up to [`KV_TILE`] of them, fewer in a head's last
+    /// slab) of the value at position `p`.
+    pub fn value_slab(&self, h: usize, slab: usize, n: usize) -> (Elements<'_>, usize) {
         let l = self.layout;
         let w = l.slab_width(slab);
-        self.values
-            .read_rows((l.value(h, slab * KV_TILE, 0), w, n, w), buf)
+        (
+            self.values.view((l.value(h, slab * KV_TILE, 0), w, n, w)),
+            w,
+        )
     }
 }
 
@@ -405,16 +411,16 @@ mod tests {
                     .collect();
                 l.store(p0, &k, &v);
             }
-            let mut buf = vec![0f32; hd * KV_TILE.max(cap)];
             for h in 0..2 {
                 for tile in 0..2 {
-                    let (m, stride) = l.key_tile(h, tile, &mut buf);
+                    let (m, stride) = l.key_tile(h, tile);
                     assert_eq!(stride, KV_TILE);
+                    assert!(matches!(m, Elements::F16(_)) == (ty == KvType::F16));
                     for (d, j) in (0..hd).flat_map(|d| (0..KV_TILE).map(move |j| (d, j))) {
                         let p = tile * KV_TILE + j;
                         if p < cap {
                             assert_eq!(
-                                m[d * stride + j],
+                                m.get(d * stride + j),
                                 key(p, h * hd + d),
                                 "{ty:?} k {h} {d} {p}"
                             );
@@ -422,11 +428,15 @@ mod tests {
                     }
                 }
                 for (slab, w) in [(0, 64), (1, 16)] {
-                    let (m, stride) = l.value_slab(h, slab, cap, &mut buf);
+                    let (m, stride) = l.value_slab(h, slab, cap);
                     assert_eq!(stride, w);
                     for (p, j) in (0..cap).flat_map(|p| (0..w).map(move |j| (p, j))) {
                         let i = h * hd + slab * KV_TILE + j;
-                        assert_eq!(m[p * stride + j], value(p, i), "{ty:?} v {h} {slab} {p}");
+                        assert_eq!(
+                            m.get(p * stride + j),
+                            value(p, i),
+                            "{ty:?} v {h} {slab} {p}"
+                        );
                     }
                 }
             }

@@ -26,7 +26,7 @@ pub use error::{ModelError, Result};
 pub use graph::{
     BlockProbe, DEFAULT_UBATCH, HeadMode, Model, Numerics, State, argmax, rms_norm, rope_tables,
 };
-pub use kv_cache::{KvCache, KvLayer, KvType};
+pub use kv_cache::{Elements, KvCache, KvLayer, KvType};
 pub use weights::{LayerWeights, Projection, Ternary, Weights};
 
 use crate::gguf::Gguf;

@@ -7,6 +7,7 @@
 
 mod avx2;
 mod avx512;
+mod cols_f16;
 
 use pulp::{Simd, WithSimd};
 
@@ -57,6 +58,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     dot_i8: avx2_dot_i8,
     axpy_f32: v3_axpy_f32,
     dot_cols_f32: v3_dot_cols_f32,
+    dot_cols_f16: avx2_dot_cols_f16,
 };
 
 pub(crate) static AVX512: KernelTable = KernelTable {
@@ -79,6 +81,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     dot_i8: vnni_dot_i8,
     axpy_f32: v4_axpy_f32,
     dot_cols_f32: v4_dot_cols_f32,
+    dot_cols_f16: avx512_dot_cols_f16,
 };
 
 fn avx2_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -505,6 +508,18 @@ fn v4_dot_cols_f32(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f3
         },
         None => v3_dot_cols_f32(xs, m, stride, outs),
     }
+}
+
+fn avx2_dot_cols_f16(xs: &[&[f32]], m: &[half::f16], stride: usize, outs: &mut [&mut [f32]]) {
+    super::check_dot_cols(xs, m, stride, outs);
+    // SAFETY: AVX2 + F16C present (both required by `Isa::Avx2`); shapes checked above.
+    unsafe { cols_f16::dot_cols_f16_ymm(xs, m, stride, outs) }
+}
+
+fn avx512_dot_cols_f16(xs: &[&[f32]], m: &[half::f16], stride: usize, outs: &mut [&mut [f32]]) {
+    super::check_dot_cols(xs, m, stride, outs);
+    // SAFETY: AVX-512 F present; shapes checked above.
+    unsafe { cols_f16::dot_cols_f16_zmm(xs, m, stride, outs) }
 }
 
 /// `outs[h][j] = Σ_i xs[h][i] · m[i·stride + j]` for `K` vectors written once over
