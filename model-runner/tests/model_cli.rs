@@ -451,3 +451,60 @@ fn bench_model_targets_judges_every_target() {
     assert!(v.status.success(), "{}", stderr(&v));
     let _ = std::fs::remove_file(&path);
 }
+
+/// `bench model` prints where a warm prompt and a decode step go, stage by stage, and keeps
+/// the same figures in its receipt, per prompt and per token: every stage is there, and the
+/// stages fit inside the whole pass.
+#[test]
+fn bench_model_reports_stage_times() {
+    let path = std::env::temp_dir().join(format!("bitnet-stages-{}.json", std::process::id()));
+    let p = path.to_str().unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-b158-i2s.gguf");
+    let o = bitnet(&[
+        "bench",
+        "model",
+        "-m",
+        model,
+        "--no-roofline",
+        "--prompt-tokens",
+        "8",
+        "--gen",
+        "4",
+        "--receipt",
+        p,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for line in [
+        "stages, warm prompt ms/prompt: ",
+        "stages, decode      ms/token: ",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let metric = |name: &str| {
+        r["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["value"].as_f64())
+            .unwrap_or_else(|| panic!("{name} in the receipt"))
+    };
+    for what in ["prefill", "decode"] {
+        let part = |stage: &str| metric(&format!("{what}_stage_{stage}_ms"));
+        let parts: f64 = ["projections", "attention", "norms", "head", "rest"]
+            .iter()
+            .map(|s| part(s))
+            .sum();
+        let whole = part("forward");
+        assert!(part("projections") > 0.0 && part("head") > 0.0, "{what}");
+        // Each part is rounded to whole nanoseconds per pass before the division.
+        assert!(
+            (parts - whole).abs() <= 1e-3 * whole.max(1.0),
+            "{what}: {parts} vs {whole}"
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}

@@ -351,3 +351,34 @@ fn f16_kv_cache_keeps_the_reference_tokens_on_every_isa() {
         }
     }
 }
+
+/// Stage timing (`State::time_stages`) only reads the clock: the logits are the same bits
+/// with it on; the stages it reports are all there and fit inside the whole passes; off,
+/// it reports nothing.
+#[test]
+fn stage_timing_changes_nothing() {
+    let file = GgufFile::open(format!("{DIR}/tiny-b158-i2s.gguf")).unwrap();
+    let model = Model::load(&file).unwrap();
+    let ids = [1u32, 450, 593, 310, 834, 338];
+    let v = model.config.vocab_size;
+    let run = |timing: bool| {
+        let mut state = model.new_state(ids.len() + 1).unwrap();
+        state.time_stages(timing);
+        let mut logits = vec![0f32; v];
+        model.forward(&mut state, &ids, Some(&mut logits)).unwrap();
+        model
+            .forward(&mut state, &[ids[1]], Some(&mut logits))
+            .unwrap();
+        let bits: Vec<u32> = logits.iter().map(|x| x.to_bits()).collect();
+        (bits, state.stage_times())
+    };
+    let (plain, none) = run(false);
+    let (timed, t) = run(true);
+    assert!(plain == timed, "logits with stage timing");
+    assert_eq!(none, None);
+    let t = t.unwrap();
+    let parts = t.projections + t.attention + t.norms + t.head;
+    assert!(!t.projections.is_zero() && !t.attention.is_zero() && !t.norms.is_zero());
+    assert!(!t.head.is_zero() && parts <= t.forward, "{t:?}");
+    assert_eq!(t.rest(), t.forward - parts);
+}

@@ -11,13 +11,15 @@ use bitnet_kernels::{Exec, Isa};
 
 use super::receipt::{ModelInfo, sha256_file};
 use crate::gguf::GgufFile;
-use crate::model::{HeadMode, KvType, Model, argmax};
+use crate::model::{HeadMode, KvType, Model, StageTimes, argmax};
 use crate::synth::{SynthSpec, SynthType};
 
 /// What `bitnet bench model` measured.
 ///
 /// Decode reads every weight byte once per token: `weight_bytes_per_token()` is the memory
-/// traffic that bounds it (the KV cache, norms and one embedding row add < 1% at 2B-4T).
+/// traffic that bounds it (beside it, an f32 KV cache adds 0.15 MB per position at 2B-4T,
+/// 22 MB = 1.9% of the F16-head bytes after 145 positions; norms and one embedding row far
+/// less).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelFigures {
     /// Memory-map + parse + weight validation, ms.
@@ -59,6 +61,10 @@ pub struct ModelFigures {
     pub head_bytes_per_token: u64,
     /// Formats of the ternary projections (e.g. `i2s`).
     pub formats: Vec<String>,
+    /// Stage times of the warm prompts, summed over all of them (see [`StageTimes`]).
+    pub prefill_stages: Option<StageTimes>,
+    /// Stage times of the decode steps, summed over all of them.
+    pub decode_stages: Option<StageTimes>,
     /// Architecture name from the config.
     pub arch: String,
 }
@@ -155,6 +161,7 @@ pub fn run(
         .map_err(|e| format!("prompt: {e}"))?;
     let ttft = t.elapsed().as_secs_f64();
     let mut warm_prompt_ms = Vec::with_capacity(PROMPT_REPEATS);
+    state.time_stages(true);
     for _ in 0..PROMPT_REPEATS {
         state.reset();
         let t = Instant::now();
@@ -163,6 +170,8 @@ pub fn run(
             .map_err(|e| format!("prompt: {e}"))?;
         warm_prompt_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let prefill_stages = state.stage_times();
+    state.time_stages(true);
     let mut next = argmax(&logits);
     let mut decode = 0f64;
     let mut streams = Vec::new();
@@ -177,6 +186,7 @@ pub fn run(
         next = argmax(&logits);
         decode += t.elapsed().as_secs_f64();
     }
+    let decode_stages = state.stage_times().filter(|_| gen_tokens > 0);
     if gen_tokens > 0 {
         streams.push(super::roofline::stream_read_gbps(file.bytes(), threads));
     }
@@ -218,6 +228,8 @@ pub fn run(
         ternary_products_per_token: ternary_products,
         head_bytes_per_token: head_bytes,
         formats,
+        prefill_stages,
+        decode_stages,
         arch: c.arch_name.clone(),
     })
 }

@@ -9,7 +9,7 @@ use bitnet_runner::bench::progress::Progress;
 use bitnet_runner::bench::receipt::{self, Receipt};
 use bitnet_runner::bench::roofline::{self, ProbeConfig, Roofline};
 use bitnet_runner::bench::{Budget, model as model_bench};
-use bitnet_runner::model::HeadMode;
+use bitnet_runner::model::{HeadMode, StageTimes};
 use clap::{Args, Subcommand};
 
 use super::CliResult;
@@ -523,6 +523,17 @@ fn run_model(a: ModelArgs) -> CliResult {
             "fraction",
         );
     }
+    let stages = [
+        ("prefill", m.prefill_stages, m.warm_prompt_ms.len()),
+        ("decode", m.decode_stages, m.gen_tokens),
+    ];
+    for (what, t, n) in stages {
+        if let Some(t) = t {
+            for (stage, ms) in stage_ms(&t, n) {
+                r.metric(&format!("{what}_stage_{stage}_ms"), ms, "ms");
+            }
+        }
+    }
     if let Some(rss) = m.peak_rss_bytes {
         r.metric("peak_rss_bytes", rss as f64, "bytes");
     }
@@ -611,6 +622,26 @@ fn run_model(a: ModelArgs) -> CliResult {
                 decode_gbps / s * 100.0,
                 model_bench::STREAM_EVERY
             );
+        }
+        for (what, unit, t, n) in [
+            (
+                "warm prompt",
+                "prompt",
+                m.prefill_stages,
+                m.warm_prompt_ms.len(),
+            ),
+            ("decode", "token", m.decode_stages, m.gen_tokens),
+        ] {
+            if let Some(t) = t {
+                println!(
+                    "  stages, {what:<11} ms/{unit}: {}",
+                    stage_ms(&t, n)
+                        .iter()
+                        .map(|(stage, ms)| format!("{stage} {ms:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                );
+            }
         }
         if let Some(rss) = m.peak_rss_bytes {
             println!("peak RSS             {:>10.1} MiB", rss as f64 / 1048576.0);
@@ -1012,4 +1043,18 @@ pub(crate) fn run_receipt(cmd: ReceiptCmd) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// A forward pass's stages in ms per pass, from `t` summed over `passes` passes: the
+/// projections, attention, norms, head, the rest, and the whole pass.
+fn stage_ms(t: &StageTimes, passes: usize) -> [(&'static str, f64); 6] {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / passes.max(1) as f64;
+    [
+        ("projections", ms(t.projections)),
+        ("attention", ms(t.attention)),
+        ("norms", ms(t.norms)),
+        ("head", ms(t.head)),
+        ("rest", ms(t.rest())),
+        ("forward", ms(t.forward)),
+    ]
 }

@@ -8,6 +8,7 @@
 //! bit for bit wherever the projections do).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bitnet_kernels::act::{ActsI8, quantize_i8_into, rms_norm_quantize_i8};
 use bitnet_kernels::dense_i8::DenseI8;
@@ -90,6 +91,49 @@ pub struct State {
     ubatch: usize,
     kv: KvCache,
     s: Scratch,
+    /// Stage wall times, summed while timing is on ([`State::time_stages`]).
+    stages: Option<StageTimes>,
+}
+
+/// Wall time of the stages of forward passes, summed over the passes since timing was
+/// turned on ([`State::time_stages`]): where a decode step or a prompt goes. Each stage is
+/// timed around its calls on the calling thread (which leads the pool), so the times are
+/// the pass's own, threads included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    /// Whole forward passes.
+    pub forward: Duration,
+    /// The ternary projections (Q/K/V, attention output, gate/up, down), with their
+    /// activations' layout for the kernels.
+    pub projections: Duration,
+    /// Attention over the KV cache (scores, softmax, value sums).
+    pub attention: Duration,
+    /// The RMSNorms and sub-norms, each fused with the int8 quantization of its output.
+    pub norms: Duration,
+    /// The final norm and the output head.
+    pub head: Duration,
+}
+
+impl StageTimes {
+    /// What the stages above leave of the passes: embedding, RoPE, storing keys and
+    /// values, residual adds, the FFN activation, and the pool's hand-offs between them.
+    pub fn rest(&self) -> Duration {
+        self.forward
+            .saturating_sub(self.projections + self.attention + self.norms + self.head)
+    }
+}
+
+/// `$e`, its wall time added to field `$field` of `$stages` (an `Option<StageTimes>`) when
+/// stage timing is on. A macro rather than a closure, so that `$e` borrows freely.
+macro_rules! timed {
+    ($stages:expr, $field:ident, $e:expr) => {{
+        let t0 = $stages.is_some().then(Instant::now);
+        let r = $e;
+        if let (Some(t), Some(t0)) = ($stages.as_mut(), t0) {
+            t.$field += t0.elapsed();
+        }
+        r
+    }};
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +182,17 @@ impl State {
     /// Forgets everything (the cache is overwritten as tokens come in).
     pub fn reset(&mut self) {
         self.pos = 0;
+    }
+
+    /// Turns stage timing on (from zero) or off; see [`StageTimes`]. Off by default: the
+    /// clock reads cost about 6 µs per decoded token of the 2B-4T shape.
+    pub fn time_stages(&mut self, on: bool) {
+        self.stages = on.then(StageTimes::default);
+    }
+
+    /// The stage times summed since [`State::time_stages`] turned timing on.
+    pub fn stage_times(&self) -> Option<StageTimes> {
+        self.stages
     }
 
     /// Keeps only the first `pos` positions (e.g. a shared chat prefix).
@@ -325,6 +380,7 @@ impl<'a> Model<'a> {
         let half = c.head_dim / 2;
         Ok(State {
             pos: 0,
+            stages: None,
             ubatch: ub,
             kv: KvCache::new(c.n_layer, capacity, kv, c.head_dim, self.kv_type),
             s: Scratch {
@@ -394,6 +450,7 @@ impl<'a> Model<'a> {
                 },
             });
         }
+        let started = state.stages.is_some().then(Instant::now);
         let mut x = std::mem::take(&mut state.s.x);
         let result = (|| -> Result<()> {
             for chunk in tokens.chunks(state.ubatch) {
@@ -413,21 +470,26 @@ impl<'a> Model<'a> {
             let n = (tokens.len() - 1) % state.ubatch + 1;
             let h = c.hidden;
             let (xs, last) = (&state.s.x, &mut state.s.last);
-            rms_norm(
-                &xs[(n - 1) * h..n * h],
-                &self.weights.output_norm,
-                c.rms_eps,
-                last,
-            );
-            match &self.head_i8 {
-                Some(h) => h.gemv(last, logits, &self.exec),
-                None => self.weights.head().gemm(last, 1, logits, &self.exec),
-            }
+            timed!(state.stages, head, {
+                rms_norm(
+                    &xs[(n - 1) * h..n * h],
+                    &self.weights.output_norm,
+                    c.rms_eps,
+                    last,
+                );
+                match &self.head_i8 {
+                    Some(h) => h.gemv(last, logits, &self.exec),
+                    None => self.weights.head().gemm(last, 1, logits, &self.exec),
+                }
+            })
             .map_err(|source| ModelError::Compute {
                 layer: c.n_layer,
                 op: "output head",
                 source,
             })?;
+        }
+        if let (Some(t), Some(started)) = (state.stages.as_mut(), started) {
+            t.forward += started.elapsed();
         }
         Ok(())
     }
@@ -522,7 +584,7 @@ impl<'a> Model<'a> {
         }
         let w = &self.weights.layers[layer];
         let (q_dim, kv_dim, ffn) = (c.q_dim(), c.kv_dim(), c.ffn);
-        let State { kv, s, .. } = state;
+        let State { kv, s, stages, .. } = state;
         let h = &mut s.h[..tokens * hd];
         let q = &mut s.q[..tokens * q_dim];
         let k = &mut s.k[..tokens * kv_dim];
@@ -531,16 +593,23 @@ impl<'a> Model<'a> {
         // Attention.
         rec(|p| &mut p.x, x);
         let op = "attn_q/k/v";
-        let h = self
-            .prepare(x, tokens, Some(&w.attn_norm), h, &mut s.acts)
-            .map_err(|source| ModelError::Compute { layer, op, source })?;
+        let h = timed!(
+            stages,
+            norms,
+            self.prepare(x, tokens, Some(&w.attn_norm), h, &mut s.acts)
+        )
+        .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.h_attn, h);
-        self.project(
-            layer,
-            op,
-            h,
-            (&mut s.acts, &mut s.acts_q8k),
-            &mut [(&w.wq, &mut *q), (&w.wk, &mut *k), (&w.wv, &mut *v)],
+        timed!(
+            stages,
+            projections,
+            self.project(
+                layer,
+                op,
+                h,
+                (&mut s.acts, &mut s.acts_q8k),
+                &mut [(&w.wq, &mut *q), (&w.wk, &mut *k), (&w.wv, &mut *v)],
+            )
         )?;
         let half = c.head_dim / 2;
         let rope_for = Some((pos0, tokens, c.head_dim, c.rope_theta.to_bits()));
@@ -568,27 +637,37 @@ impl<'a> Model<'a> {
         let mut cache = kv.layer_mut(layer);
         cache.store(pos0, k, v);
         let att = &mut s.att[..tokens * q_dim];
-        attention(c, q, &cache, pos0, tokens, &mut s.scores, att, &self.exec).map_err(
-            |source| ModelError::Compute {
-                layer,
-                op: "attention",
-                source,
-            },
-        )?;
+        timed!(
+            stages,
+            attention,
+            attention(c, q, &cache, pos0, tokens, &mut s.scores, att, &self.exec)
+        )
+        .map_err(|source| ModelError::Compute {
+            layer,
+            op: "attention",
+            source,
+        })?;
         rec(|p| &mut p.attn, att);
         let op = "attn_output";
         let hs = &mut s.h[..tokens * q_dim];
-        let a_in = self
-            .prepare(att, tokens, w.attn_sub_norm.as_deref(), hs, &mut s.acts)
-            .map_err(|source| ModelError::Compute { layer, op, source })?;
+        let a_in = timed!(
+            stages,
+            norms,
+            self.prepare(att, tokens, w.attn_sub_norm.as_deref(), hs, &mut s.acts)
+        )
+        .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.attn_in, a_in);
         let proj = &mut s.proj[..tokens * hd];
-        self.project(
-            layer,
-            op,
-            a_in,
-            (&mut s.acts, &mut s.acts_q8k),
-            &mut [(&w.wo, &mut *proj)],
+        timed!(
+            stages,
+            projections,
+            self.project(
+                layer,
+                op,
+                a_in,
+                (&mut s.acts, &mut s.acts_q8k),
+                &mut [(&w.wo, &mut *proj)],
+            )
         )?;
         rec(|p| &mut p.attn_out, proj);
         add(x, proj, hd, &self.exec);
@@ -597,18 +676,25 @@ impl<'a> Model<'a> {
         // Feed-forward.
         let op = "ffn_gate/up";
         let h = &mut s.h[..tokens * hd];
-        let h = self
-            .prepare(x, tokens, Some(&w.ffn_norm), h, &mut s.acts)
-            .map_err(|source| ModelError::Compute { layer, op, source })?;
+        let h = timed!(
+            stages,
+            norms,
+            self.prepare(x, tokens, Some(&w.ffn_norm), h, &mut s.acts)
+        )
+        .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.h_ffn, h);
         let gate = &mut s.gate[..tokens * ffn];
         let up = &mut s.up[..tokens * ffn];
-        self.project(
-            layer,
-            op,
-            h,
-            (&mut s.acts, &mut s.acts_q8k),
-            &mut [(&w.wgate, &mut *gate), (&w.wup, &mut *up)],
+        timed!(
+            stages,
+            projections,
+            self.project(
+                layer,
+                op,
+                h,
+                (&mut s.acts, &mut s.acts_q8k),
+                &mut [(&w.wgate, &mut *gate), (&w.wup, &mut *up)],
+            )
         )?;
         rec(|p| &mut p.gate, gate);
         rec(|p| &mut p.up, up);
@@ -620,16 +706,23 @@ impl<'a> Model<'a> {
             });
         rec(|p| &mut p.m, gate);
         let op = "ffn_down";
-        let m = self
-            .prepare(gate, tokens, w.ffn_sub_norm.as_deref(), up, &mut s.acts)
-            .map_err(|source| ModelError::Compute { layer, op, source })?;
+        let m = timed!(
+            stages,
+            norms,
+            self.prepare(gate, tokens, w.ffn_sub_norm.as_deref(), up, &mut s.acts)
+        )
+        .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.down_in, m);
-        self.project(
-            layer,
-            op,
-            m,
-            (&mut s.acts, &mut s.acts_q8k),
-            &mut [(&w.wdown, &mut *proj)],
+        timed!(
+            stages,
+            projections,
+            self.project(
+                layer,
+                op,
+                m,
+                (&mut s.acts, &mut s.acts_q8k),
+                &mut [(&w.wdown, &mut *proj)],
+            )
         )?;
         rec(|p| &mut p.down, proj);
         add(x, proj, hd, &self.exec);

@@ -24,7 +24,8 @@ pub mod weights;
 pub use config::{Arch, Config, FfnActivation};
 pub use error::{ModelError, Result};
 pub use graph::{
-    BlockProbe, DEFAULT_UBATCH, HeadMode, Model, Numerics, State, argmax, rms_norm, rope_tables,
+    BlockProbe, DEFAULT_UBATCH, HeadMode, Model, Numerics, StageTimes, State, argmax, rms_norm,
+    rope_tables,
 };
 pub use kv_cache::{Elements, KvCache, KvLayer, KvType};
 pub use weights::{LayerWeights, Projection, Ternary, Weights};
