@@ -1,5 +1,7 @@
 //! Preallocated key/value cache, sized once per state, in f32 (exact, the default) or f16
-//! (half the memory; keys and values rounded to f16 when stored, read back exactly).
+//! (half the memory; keys and values rounded to f16 when stored, and read in place by
+//! `dot_cols_f16`, which widens them exactly as it loads: the faster cache over long
+//! contexts, as attention then reads half the bytes).
 //!
 //! Both are laid out for attention's column sums (`dot_cols`: each output column summed over
 //! the rows in order, a block of columns at a time), in tiles [`KV_TILE`] columns wide that
