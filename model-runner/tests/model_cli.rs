@@ -323,16 +323,24 @@ fn run_writes_a_receipt_that_verifies() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// The metric names of the receipt at `path`.
-fn metric_names(path: &std::path::Path) -> Vec<String> {
+/// The metrics (name, value) of the receipt at `path`.
+fn metrics(path: &std::path::Path) -> Vec<(String, f64)> {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     r["metrics"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .map(|m| {
+            let name = m["name"].as_str().unwrap().to_owned();
+            (name, m["value"].as_f64().unwrap_or(f64::NAN))
+        })
         .collect()
+}
+
+/// The metric names of the receipt at `path`.
+fn metric_names(path: &std::path::Path) -> Vec<String> {
+    metrics(path).into_iter().map(|(name, _)| name).collect()
 }
 
 /// `--targets --rounds 2` judges every target in each round against that round's own
@@ -481,15 +489,11 @@ fn bench_model_reports_stage_times() {
     ] {
         assert!(out.contains(line), "{line:?} in {out}");
     }
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let all = metrics(&path);
     let metric = |name: &str| {
-        r["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == name)
-            .and_then(|m| m["value"].as_f64())
+        all.iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, v)| v)
             .unwrap_or_else(|| panic!("{name} in the receipt"))
     };
     for what in ["prefill", "decode"] {

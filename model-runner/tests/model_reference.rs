@@ -83,6 +83,14 @@ fn reference(stem: &str) -> Vec<Prompt> {
         .collect()
 }
 
+/// `max_i |a_i - b_i|` over the common length.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 fn top_k(logits: &[f32], k: usize) -> Vec<u32> {
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
     idx.sort_by(|&a, &b| {
@@ -108,11 +116,7 @@ fn check_model(stem: &str, bound: f32) {
                 let mut state = model.new_state(ids.len()).unwrap();
                 let mut logits = vec![0f32; model.config.vocab_size];
                 model.forward(&mut state, &ids, Some(&mut logits)).unwrap();
-                let max_diff = logits
-                    .iter()
-                    .zip(&p.logits)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                let max_diff = max_abs_diff(&logits, &p.logits);
                 println!(
                     "{stem} {:?} isa={isa} threads={threads}: max |logit - ref| = {max_diff:.3e}",
                     p.text
@@ -263,16 +267,10 @@ fn chunked_prompt_equals_token_by_token() {
     model
         .forward(&mut state, &ids[50..], Some(&mut split))
         .unwrap();
-    let max = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max)
-    };
     println!(
         "chunked vs token-by-token: {:.3e}, vs split: {:.3e}",
-        max(&batched, &single),
-        max(&batched, &split)
+        max_abs_diff(&batched, &single),
+        max_abs_diff(&batched, &split)
     );
     // Every (row, token) product is computed by the same code whatever the batch, and the
     // rest of the graph is per token: the results are identical.
@@ -330,11 +328,7 @@ fn f16_kv_cache_keeps_the_reference_tokens_on_every_isa() {
             for p in &prompts {
                 let ids = tok.encode(&p.text, true).unwrap();
                 let logits = run(&model, &ids);
-                let max_diff = logits
-                    .iter()
-                    .zip(&p.logits)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                let max_diff = max_abs_diff(&logits, &p.logits);
                 println!(
                     "f16 KV {:?} {isa}/{threads}: max |logit - ref| = {max_diff:.3e}",
                     p.text
