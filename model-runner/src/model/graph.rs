@@ -594,23 +594,17 @@ impl<'a> Model<'a> {
         // Attention.
         rec(|p| &mut p.x, x);
         let op = "attn_q/k/v";
-        let h = timed!(
-            stages,
-            norms,
-            self.prepare(x, tokens, Some(&w.attn_norm), h, &mut s.acts)
-        )
-        .map_err(|source| ModelError::Compute { layer, op, source })?;
+        let h = self
+            .prepare(x, tokens, Some(&w.attn_norm), h, &mut s.acts, stages)
+            .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.h_attn, h);
-        timed!(
+        self.project(
+            layer,
+            op,
+            h,
+            (&mut s.acts, &mut s.acts_q8k),
+            &mut [(&w.wq, &mut *q), (&w.wk, &mut *k), (&w.wv, &mut *v)],
             stages,
-            projections,
-            self.project(
-                layer,
-                op,
-                h,
-                (&mut s.acts, &mut s.acts_q8k),
-                &mut [(&w.wq, &mut *q), (&w.wk, &mut *k), (&w.wv, &mut *v)],
-            )
         )?;
         let half = c.head_dim / 2;
         let rope_for = Some((pos0, tokens, c.head_dim, c.rope_theta.to_bits()));
@@ -651,24 +645,25 @@ impl<'a> Model<'a> {
         rec(|p| &mut p.attn, att);
         let op = "attn_output";
         let hs = &mut s.h[..tokens * q_dim];
-        let a_in = timed!(
-            stages,
-            norms,
-            self.prepare(att, tokens, w.attn_sub_norm.as_deref(), hs, &mut s.acts)
-        )
-        .map_err(|source| ModelError::Compute { layer, op, source })?;
+        let a_in = self
+            .prepare(
+                att,
+                tokens,
+                w.attn_sub_norm.as_deref(),
+                hs,
+                &mut s.acts,
+                stages,
+            )
+            .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.attn_in, a_in);
         let proj = &mut s.proj[..tokens * hd];
-        timed!(
+        self.project(
+            layer,
+            op,
+            a_in,
+            (&mut s.acts, &mut s.acts_q8k),
+            &mut [(&w.wo, &mut *proj)],
             stages,
-            projections,
-            self.project(
-                layer,
-                op,
-                a_in,
-                (&mut s.acts, &mut s.acts_q8k),
-                &mut [(&w.wo, &mut *proj)],
-            )
         )?;
         rec(|p| &mut p.attn_out, proj);
         add(x, proj, hd, &self.exec);
@@ -677,25 +672,19 @@ impl<'a> Model<'a> {
         // Feed-forward.
         let op = "ffn_gate/up";
         let h = &mut s.h[..tokens * hd];
-        let h = timed!(
-            stages,
-            norms,
-            self.prepare(x, tokens, Some(&w.ffn_norm), h, &mut s.acts)
-        )
-        .map_err(|source| ModelError::Compute { layer, op, source })?;
+        let h = self
+            .prepare(x, tokens, Some(&w.ffn_norm), h, &mut s.acts, stages)
+            .map_err(|source| ModelError::Compute { layer, op, source })?;
         rec(|p| &mut p.h_ffn, h);
         let gate = &mut s.gate[..tokens * ffn];
         let up = &mut s.up[..tokens * ffn];
-        timed!(
+        self.project(
+            layer,
+            op,
+            h,
+            (&mut s.acts, &mut s.acts_q8k),
+            &mut [(&w.wgate, &mut *gate), (&w.wup, &mut *up)],
             stages,
-            projections,
-            self.project(
-                layer,
-                op,
-                h,
-                (&mut s.acts, &mut s.acts_q8k),
-                &mut [(&w.wgate, &mut *gate), (&w.wup, &mut *up)],
-            )
         )?;
         rec(|p| &mut p.gate, gate);
         rec(|p| &mut p.up, up);
@@ -707,23 +696,24 @@ impl<'a> Model<'a> {
             });
         rec(|p| &mut p.m, gate);
         let op = "ffn_down";
-        let m = timed!(
-            stages,
-            norms,
-            self.prepare(gate, tokens, w.ffn_sub_norm.as_deref(), up, &mut s.acts)
-        )
-        .map_err(|source| ModelError::Compute { layer, op, source })?;
-        rec(|p| &mut p.down_in, m);
-        timed!(
-            stages,
-            projections,
-            self.project(
-                layer,
-                op,
-                m,
-                (&mut s.acts, &mut s.acts_q8k),
-                &mut [(&w.wdown, &mut *proj)],
+        let m = self
+            .prepare(
+                gate,
+                tokens,
+                w.ffn_sub_norm.as_deref(),
+                up,
+                &mut s.acts,
+                stages,
             )
+            .map_err(|source| ModelError::Compute { layer, op, source })?;
+        rec(|p| &mut p.down_in, m);
+        self.project(
+            layer,
+            op,
+            m,
+            (&mut s.acts, &mut s.acts_q8k),
+            &mut [(&w.wdown, &mut *proj)],
+            stages,
         )?;
         rec(|p| &mut p.down, proj);
         add(x, proj, hd, &self.exec);
@@ -741,25 +731,29 @@ impl<'a> Model<'a> {
         norm: Option<&[f32]>,
         normed: &'b mut [f32],
         acts: &mut ActsI8,
+        stages: &mut Option<StageTimes>,
     ) -> bitnet_kernels::Result<&'b [f32]> {
-        let eps = self.config.rms_eps;
-        let normed = &mut normed[..x.len()];
-        match (norm, self.numerics) {
-            (Some(w), Numerics::Bitnet) => {
-                rms_norm_quantize_i8(x, w, eps, &self.exec, normed, acts)?;
-                Ok(normed)
+        // Timed as one stage; an error returns untimed.
+        timed!(stages, norms, {
+            let eps = self.config.rms_eps;
+            let normed = &mut normed[..x.len()];
+            match (norm, self.numerics) {
+                (Some(w), Numerics::Bitnet) => {
+                    rms_norm_quantize_i8(x, w, eps, &self.exec, normed, acts)?;
+                    Ok(&*normed)
+                }
+                (Some(w), Numerics::F32) => {
+                    rms_norm_rows(x, w, eps, normed);
+                    Ok(&*normed)
+                }
+                (None, Numerics::Bitnet) => {
+                    let cols = x.len() / tokens.max(1);
+                    quantize_i8_into(x, cols, tokens, &self.exec, acts)?;
+                    Ok(x)
+                }
+                (None, Numerics::F32) => Ok(x),
             }
-            (Some(w), Numerics::F32) => {
-                rms_norm_rows(x, w, eps, normed);
-                Ok(normed)
-            }
-            (None, Numerics::Bitnet) => {
-                let cols = x.len() / tokens.max(1);
-                quantize_i8_into(x, cols, tokens, &self.exec, acts)?;
-                Ok(x)
-            }
-            (None, Numerics::F32) => Ok(x),
-        }
+        })
     }
 
     /// Runs each projection on the group's input: `x` (`[tokens, cols]`) under
@@ -772,52 +766,58 @@ impl<'a> Model<'a> {
         x: &[f32],
         acts: (&mut ActsI8, &mut ActsQ8K),
         outs: &mut [(&Projection<'_>, &mut [f32])],
+        stages: &mut Option<StageTimes>,
     ) -> Result<()> {
-        let err = |source| ModelError::Compute { layer, op, source };
-        match self.numerics {
-            Numerics::F32 => {
-                let tokens = x.len() / outs.first().map_or(1, |(p, _)| p.cols()).max(1);
-                for (p, y) in outs.iter_mut() {
-                    p.w.matrix()
-                        .gemm_f32(x, tokens, y, &self.exec)
-                        .map_err(err)?;
-                }
-            }
-            Numerics::Bitnet => {
-                // Lend the reused buffers to the kernels' `Activations` for the group.
-                let (a8, aq) = acts;
-                let int8 = Activations::I8(std::mem::replace(a8, ActsI8::empty()));
-                let mut q8k: Option<Activations> = None;
-                let mut result = Ok(());
-                for (p, y) in outs.iter_mut() {
-                    let a = match (ActFamily::of(p.w.format()), &int8) {
-                        (ActFamily::Q8K, Activations::I8(i8)) => &*q8k.get_or_insert_with(|| {
-                            let mut b = std::mem::replace(aq, empty_q8k());
-                            int8_as_q8k(i8, &mut b);
-                            Activations::Q8K(b)
-                        }),
-                        _ => &int8,
-                    };
-                    result = p.w.matrix().gemm_quantized(a, y, &self.exec);
-                    if result.is_err() {
-                        break;
+        // Timed as one stage; an error returns untimed.
+        timed!(stages, projections, {
+            let err = |source| ModelError::Compute { layer, op, source };
+            match self.numerics {
+                Numerics::F32 => {
+                    let tokens = x.len() / outs.first().map_or(1, |(p, _)| p.cols()).max(1);
+                    for (p, y) in outs.iter_mut() {
+                        p.w.matrix()
+                            .gemm_f32(x, tokens, y, &self.exec)
+                            .map_err(err)?;
                     }
                 }
-                if let Activations::I8(a) = int8 {
-                    *a8 = a;
+                Numerics::Bitnet => {
+                    // Lend the reused buffers to the kernels' `Activations` for the group.
+                    let (a8, aq) = acts;
+                    let int8 = Activations::I8(std::mem::replace(a8, ActsI8::empty()));
+                    let mut q8k: Option<Activations> = None;
+                    let mut result = Ok(());
+                    for (p, y) in outs.iter_mut() {
+                        let a = match (ActFamily::of(p.w.format()), &int8) {
+                            (ActFamily::Q8K, Activations::I8(i8)) => {
+                                &*q8k.get_or_insert_with(|| {
+                                    let mut b = std::mem::replace(aq, empty_q8k());
+                                    int8_as_q8k(i8, &mut b);
+                                    Activations::Q8K(b)
+                                })
+                            }
+                            _ => &int8,
+                        };
+                        result = p.w.matrix().gemm_quantized(a, y, &self.exec);
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    if let Activations::I8(a) = int8 {
+                        *a8 = a;
+                    }
+                    if let Some(Activations::Q8K(b)) = q8k {
+                        *aq = b;
+                    }
+                    result.map_err(err)?;
                 }
-                if let Some(Activations::Q8K(b)) = q8k {
-                    *aq = b;
+            }
+            for (p, y) in outs.iter_mut() {
+                if let Some(s) = p.out_scale {
+                    y.iter_mut().for_each(|v| *v *= s);
                 }
-                result.map_err(err)?;
             }
-        }
-        for (p, y) in outs.iter_mut() {
-            if let Some(s) = p.out_scale {
-                y.iter_mut().for_each(|v| *v *= s);
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Greedy generation of `n` tokens after `prompt` (argmax, lowest id on ties; EOS is
