@@ -173,96 +173,52 @@ fn vnni_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     unsafe { avx512::tq2_dot(row.as_ptr(), a.as_ptr(), out) }
 }
 
-fn avx2_tq2_rows_f32(
-    w: &[u8],
-    stride: usize,
-    nb: usize,
-    a: &[BlockQ8K],
-    bsum: &[i32],
-    dx: &[f32],
-    out: &mut [f32],
-) {
-    let rows = out.len();
-    super::check_tq_rows(w, stride, nb, a, bsum, dx, rows, tq2_0::BLOCK_BYTES);
-    let (w, a, bs, d, o) = (
-        w.as_ptr(),
-        a.as_ptr(),
-        bsum.as_ptr(),
-        dx.as_ptr(),
-        out.as_mut_ptr(),
-    );
-    // SAFETY: AVX2 and F16C present (the AVX2 table's requirement); the `rows` rows hold
-    // `nb` whole 66-byte blocks each, `stride` bytes apart; `a`, `bsum` and `dx` hold `nb`
-    // entries; `out` holds `rows` floats (all checked just above).
-    unsafe {
-        match rows {
-            1 => avx2::tq2_rows_f32::<1>(w, stride, nb, a, bs, d, o),
-            2 => avx2::tq2_rows_f32::<2>(w, stride, nb, a, bs, d, o),
-            3 => avx2::tq2_rows_f32::<3>(w, stride, nb, a, bs, d, o),
-            _ => avx2::tq2_rows_f32::<4>(w, stride, nb, a, bs, d, o),
+/// A decode rows entry of the kernel table: checks the bounds, then runs the ISA's row
+/// kernel for `out.len()` (1..=4) rows; `$tq1` picks the format (and its block size).
+macro_rules! tq_rows_entry {
+    ($name:ident, $tq1:literal, $($kernel:ident)::+ $(, $generic_tq1:literal)?) => {
+        fn $name(
+            w: &[u8],
+            stride: usize,
+            nb: usize,
+            a: &[BlockQ8K],
+            bsum: &[i32],
+            dx: &[f32],
+            out: &mut [f32],
+        ) {
+            let rows = out.len();
+            let block_bytes = tq_block_layout($tq1).0;
+            super::check_tq_rows(w, stride, nb, a, bsum, dx, rows, block_bytes);
+            let (w, a, bs, d, o) = (
+                w.as_ptr(),
+                a.as_ptr(),
+                bsum.as_ptr(),
+                dx.as_ptr(),
+                out.as_mut_ptr(),
+            );
+            // SAFETY: the ISA's features are present (this table's requirement); the `rows`
+            // rows hold `nb` whole blocks each, `stride` bytes apart; `a`, `bsum` and `dx`
+            // hold `nb` entries; `out` holds `rows` floats (all checked just above).
+            unsafe {
+                match rows {
+                    1 => $($kernel)::+::<1 $(, $generic_tq1)?>(w, stride, nb, a, bs, d, o),
+                    2 => $($kernel)::+::<2 $(, $generic_tq1)?>(w, stride, nb, a, bs, d, o),
+                    3 => $($kernel)::+::<3 $(, $generic_tq1)?>(w, stride, nb, a, bs, d, o),
+                    _ => $($kernel)::+::<4 $(, $generic_tq1)?>(w, stride, nb, a, bs, d, o),
+                }
+            }
         }
-    }
+    };
 }
 
-fn vnni_tq2_rows_f32(
-    w: &[u8],
-    stride: usize,
-    nb: usize,
-    a: &[BlockQ8K],
-    bsum: &[i32],
-    dx: &[f32],
-    out: &mut [f32],
-) {
-    vnni_tq_rows_f32::<false>(w, stride, nb, a, (bsum, dx), out, tq2_0::BLOCK_BYTES)
-}
-
-fn vnni_tq1_rows_f32(
-    w: &[u8],
-    stride: usize,
-    nb: usize,
-    a: &[BlockQ8K],
-    bsum: &[i32],
-    dx: &[f32],
-    out: &mut [f32],
-) {
-    vnni_tq_rows_f32::<true>(w, stride, nb, a, (bsum, dx), out, tq1_0::BLOCK_BYTES)
-}
-
-fn vnni_tq_rows_f32<const TQ1: bool>(
-    w: &[u8],
-    stride: usize,
-    nb: usize,
-    a: &[BlockQ8K],
-    (bsum, dx): (&[i32], &[f32]),
-    out: &mut [f32],
-    block_bytes: usize,
-) {
-    let rows = out.len();
-    super::check_tq_rows(w, stride, nb, a, bsum, dx, rows, block_bytes);
-    let (w, a, bs, d, o) = (
-        w.as_ptr(),
-        a.as_ptr(),
-        bsum.as_ptr(),
-        dx.as_ptr(),
-        out.as_mut_ptr(),
-    );
-    // SAFETY: AVX-512 + VNNI (and F16C) present; the `rows` rows hold `nb` whole blocks
-    // each, `stride` bytes apart; `a`, `bsum` and `dx` hold `nb` entries; `out` holds `rows`
-    // floats (all checked just above).
-    unsafe {
-        match rows {
-            1 => avx512::tq_rows_f32::<1, TQ1>(w, stride, nb, a, bs, d, o),
-            2 => avx512::tq_rows_f32::<2, TQ1>(w, stride, nb, a, bs, d, o),
-            3 => avx512::tq_rows_f32::<3, TQ1>(w, stride, nb, a, bs, d, o),
-            _ => avx512::tq_rows_f32::<4, TQ1>(w, stride, nb, a, bs, d, o),
-        }
-    }
-}
+tq_rows_entry!(avx2_tq2_rows_f32, false, avx2::tq2_rows_f32);
+tq_rows_entry!(vnni_tq2_rows_f32, false, avx512::tq_rows_f32, false);
+tq_rows_entry!(vnni_tq1_rows_f32, true, avx512::tq_rows_f32, true);
 
 /// A prefill tile entry of the kernel table: checks the bounds, then runs the ISA's
 /// `tq_tile_f32::<rows, tokens, TQ1>`.
 macro_rules! tq_tile_entry {
-    ($name:ident, $isa:ident, $tq1:literal, $block_bytes:expr) => {
+    ($name:ident, $isa:ident, $tq1:literal) => {
         #[allow(clippy::too_many_arguments)]
         fn $name(
             w: &[u8],
@@ -274,7 +230,7 @@ macro_rules! tq_tile_entry {
             (bsum, dx): (&[i32], &[f32]),
             out: &mut [f32],
         ) {
-            let shape = (rows, nb, tokens, $block_bytes);
+            let shape = (rows, nb, tokens, tq_block_layout($tq1).0);
             super::check_tq_tile(w, stride, shape, a, (bsum, dx), out);
             let (w, a, bs, d, o) = (
                 w.as_ptr(),
@@ -303,10 +259,10 @@ macro_rules! tq_tile_entry {
     };
 }
 
-tq_tile_entry!(vnni_tq2_tile_f32, avx512, false, tq2_0::BLOCK_BYTES);
-tq_tile_entry!(vnni_tq1_tile_f32, avx512, true, tq1_0::BLOCK_BYTES);
-tq_tile_entry!(avx2_tq2_tile_f32, avx2, false, tq2_0::BLOCK_BYTES);
-tq_tile_entry!(avx2_tq1_tile_f32, avx2, true, tq1_0::BLOCK_BYTES);
+tq_tile_entry!(vnni_tq2_tile_f32, avx512, false);
+tq_tile_entry!(vnni_tq1_tile_f32, avx512, true);
+tq_tile_entry!(avx2_tq2_tile_f32, avx2, false);
+tq_tile_entry!(avx2_tq1_tile_f32, avx2, true);
 
 fn avx2_tq1_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     super::check_tq_dot(row, a, out.len(), tq1_0::BLOCK_BYTES);
