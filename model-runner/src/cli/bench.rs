@@ -523,14 +523,21 @@ fn run_model(a: ModelArgs) -> CliResult {
             "fraction",
         );
     }
+    // (receipt key, printed label, per, stage times, passes)
     let stages = [
-        ("prefill", m.prefill_stages, m.warm_prompt_ms.len()),
-        ("decode", m.decode_stages, m.gen_tokens),
+        (
+            "prefill",
+            "warm prompt",
+            "prompt",
+            m.prefill_stages,
+            m.warm_prompt_ms.len(),
+        ),
+        ("decode", "decode", "token", m.decode_stages, m.gen_tokens),
     ];
-    for (what, t, n) in stages {
+    for (key, _, _, t, n) in stages {
         if let Some(t) = t {
             for (stage, ms) in stage_ms(&t, n) {
-                r.metric(&format!("{what}_stage_{stage}_ms"), ms, "ms");
+                r.metric(&format!("{key}_stage_{stage}_ms"), ms, "ms");
             }
         }
     }
@@ -623,15 +630,7 @@ fn run_model(a: ModelArgs) -> CliResult {
                 model_bench::STREAM_EVERY
             );
         }
-        for (what, unit, t, n) in [
-            (
-                "warm prompt",
-                "prompt",
-                m.prefill_stages,
-                m.warm_prompt_ms.len(),
-            ),
-            ("decode", "token", m.decode_stages, m.gen_tokens),
-        ] {
+        for (_, what, unit, t, n) in stages {
             if let Some(t) = t {
                 println!(
                     "  stages, {what:<11} ms/{unit}: {}",

@@ -106,14 +106,6 @@ enum Rows<'c> {
 }
 
 impl Rows<'_> {
-    /// The element type.
-    fn ty(&self) -> KvType {
-        match self {
-            Rows::F32(_) => KvType::F32,
-            Rows::F16(_) => KvType::F16,
-        }
-    }
-
     fn set(&mut self, i: usize, x: f32) {
         match self {
             Rows::F32(v) => v[i] = x,
@@ -254,11 +246,6 @@ impl KvLayer<'_> {
     /// Positions this cache holds.
     pub fn capacity(&self) -> usize {
         self.layout.capacity
-    }
-
-    /// The element type.
-    pub fn ty(&self) -> KvType {
-        self.keys.ty()
     }
 
     /// Key tile `tile` of KV head `h` and its row stride ([`KV_TILE`]): row `d < head_dim`
