@@ -24,57 +24,58 @@ pub(super) fn hsum(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// Σ codes·q over one 128-element I2_S block (32 bytes at `w`, 128 activations q0..q3).
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn i2_block(w: *const u8, q: &[__m256i; 4]) -> __m256i {
-    let mask = _mm256_set1_epi8(3);
-    // SAFETY: 32 bytes readable at `w` (caller).
-    let v = unsafe { loadu(w) };
-    let c0 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
-    let c1 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-    let c2 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
-    let c3 = _mm256_and_si256(v, mask);
-    let s01 = _mm256_add_epi16(
-        _mm256_maddubs_epi16(c0, q[0]),
-        _mm256_maddubs_epi16(c1, q[1]),
-    );
-    let s23 = _mm256_add_epi16(
-        _mm256_maddubs_epi16(c2, q[2]),
-        _mm256_maddubs_epi16(c3, q[3]),
-    );
-    _mm256_madd_epi16(_mm256_add_epi16(s01, s23), _mm256_set1_epi16(1))
-}
+/// Blocks whose 16-bit sums [`i2_row`] adds before widening (see there).
+const ROW_I16_BLOCKS: usize = 4;
 
+/// `Σ codes·q` over one row of `nblk` I2_S blocks (32 bytes each at `w`; activations `q`
+/// in element order, 128 per block). Byte `j` of a block holds the codes of elements `j`,
+/// `j + 32`, `j + 64`, `j + 96` at bits 7:6, 5:4, 3:2, 1:0. One 16-bit shift by 4 brings
+/// bits 7:4 down; masks `0x03` and `0x0c` then give `c` and `4c` of both halves, so each
+/// block costs one shift, four ands and four `vpmaddubsw` (the old plan's two further
+/// shifts and its per-block `vpmaddwd` widening are gone). The `c` products go into `lo`
+/// (at most 2 · 2 · 3 · 128 = 1536 a block per 16-bit lane), the `4c` ones into `hi`
+/// (2 · 2 · 12 · 128 = 6144), so [`ROW_I16_BLOCKS`] = 4 blocks stay within ±24 576;
+/// then `vpmaddwd` widens each into its own i32 lanes, and the `4c` lanes, multiples of 4,
+/// are shifted down by 2 once at the end: exact.
+///
+/// # Safety
+/// AVX2 available; `nblk * 32` bytes readable at `w`, `nblk * 128` at `q`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn i2_rows<const M: usize>(
-    w: *const u8,
-    stride: usize,
-    nblk: usize,
-    q: *const i8,
-) -> [i32; M] {
-    let mut acc = [_mm256_setzero_si256(); M];
-    for b in 0..nblk {
-        // SAFETY: 128 activations at q + b*128 (caller checked nblk * 128).
-        let qv = unsafe {
-            let qp = q.add(b * 128) as *const u8;
-            [
-                loadu(qp),
-                loadu(qp.add(32)),
-                loadu(qp.add(64)),
-                loadu(qp.add(96)),
-            ]
-        };
-        for (r, a) in acc.iter_mut().enumerate() {
-            let p = w.wrapping_add(r * stride + b * 32);
-            // Prefetch never faults, so the address may run past the slice.
+unsafe fn i2_row(w: *const u8, nblk: usize, q: *const i8) -> i32 {
+    let m3 = _mm256_set1_epi8(3);
+    let m12 = _mm256_set1_epi8(12);
+    let ones = _mm256_set1_epi16(1);
+    let (mut acc1, mut acc4) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    for b0 in (0..nblk).step_by(ROW_I16_BLOCKS) {
+        let mut lo = _mm256_setzero_si256();
+        let mut hi = _mm256_setzero_si256();
+        for b in b0..nblk.min(b0 + ROW_I16_BLOCKS) {
+            let p = w.wrapping_add(b * 32);
+            // Prefetch never faults, so the address may run past the row.
             _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(PREFETCH) as *const i8);
-            // SAFETY: row r, block b lies within the checked weight bounds.
-            *a = _mm256_add_epi32(*a, unsafe { i2_block(p, &qv) });
+            // SAFETY: block b's 32 code bytes and 128 activations are readable (caller).
+            let (v, q0, q1, q2, q3) = unsafe {
+                let qp = q.add(b * 128) as *const u8;
+                (
+                    loadu(p),
+                    loadu(qp),
+                    loadu(qp.add(32)),
+                    loadu(qp.add(64)),
+                    loadu(qp.add(96)),
+                )
+            };
+            let v4 = _mm256_srli_epi16::<4>(v);
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_and_si256(v4, m3), q1));
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_and_si256(v, m3), q3));
+            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_and_si256(v4, m12), q0));
+            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_and_si256(v, m12), q2));
         }
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(lo, ones));
+        acc4 = _mm256_add_epi32(acc4, _mm256_madd_epi16(hi, ones));
     }
-    acc.map(|a| hsum(a))
+    // Every term of `acc4` is a multiple of 4, so the arithmetic shift divides exactly.
+    hsum(_mm256_add_epi32(acc1, _mm256_srai_epi32::<2>(acc4)))
 }
 
 /// See [`crate::simd::KernelTable::i2_dot`].
@@ -94,7 +95,7 @@ pub(super) unsafe fn i2_dot(
     // one sequential stream (interleaving rows defeats the hardware prefetcher when cold).
     for (r, o) in out.iter_mut().enumerate() {
         // SAFETY: forwarded caller contract; row r starts at r * stride.
-        *o = unsafe { i2_rows::<1>(w.add(r * stride), stride, nblk, q)[0] };
+        *o = unsafe { i2_row(w.add(r * stride), nblk, q) };
     }
 }
 
