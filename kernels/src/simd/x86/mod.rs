@@ -41,7 +41,7 @@ const fn tq_block_layout(tq1: bool) -> (usize, usize) {
 pub(crate) static AVX2: KernelTable = KernelTable {
     i2_dot: avx2_i2_dot,
     i2_dot_tokens: avx2_i2_dot_tokens,
-    i2_dot_tile: None,
+    i2_dot_tile: Some(avx2_i2_dot_tile),
     i2_arrange: None,
     tq2_dot: avx2_tq2_dot,
     tq2_arrange: None,
@@ -129,6 +129,35 @@ pub(crate) fn vnni_peak_loop(rounds: usize) -> i32 {
     // SAFETY: only called after `Isa::require` confirmed AVX-512 VNNI (register operands
     // only, no memory access).
     unsafe { avx512::dpbusd_peak_loop(rounds) }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn avx2_i2_dot_tile(
+    w: &[u8],
+    stride: usize,
+    nblk: usize,
+    quads: usize,
+    q: &[i8],
+    q_stride: usize,
+    out: &mut [i32],
+    out_stride: usize,
+) {
+    super::check_i2_dot_tile(w, stride, nblk, quads, q, q_stride, out, out_stride);
+    // SAFETY: AVX2 present; 4*quads rows of nblk*32 bytes, stride apart, four tokens of
+    // nblk*128 activations, q_stride apart, and four rows of 4*quads sums, out_stride apart
+    // (checked above).
+    unsafe {
+        avx2::i2_dot_tile(
+            w.as_ptr(),
+            stride,
+            nblk,
+            quads,
+            q.as_ptr(),
+            q_stride,
+            out.as_mut_ptr(),
+            out_stride,
+        )
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
