@@ -29,8 +29,9 @@ pub(crate) struct KernelTable {
     /// Four rows × four tokens (prefill's register tile) over `quads` groups of four rows:
     /// `out[t*out_stride + r] = Σ_j code_r(j) · q[t*q_stride + j]` for tokens `t < 4` and rows
     /// `r < 4*quads` at `w[r*stride..]`, each weight vector decoded once for the four tokens
-    /// and each activation vector loaded once for four rows; `q` in `i2_arrange` layout.
-    /// `None` where `i2_dot_tokens` row by row is as good.
+    /// (AVX-512 also loads each activation vector once for four rows; AVX2, short of
+    /// registers, runs its four-token row kernel row after row inside the one call); `q` in
+    /// `i2_arrange` layout. `None` where `i2_dot_tokens` row by row is as good.
     pub i2_dot_tile: Option<I2TileFn>,
     /// Rearranges one token's activations (a multiple of 256 long) into the order `i2_dot`
     /// reads them, once per token; `None` where element order is what the kernel reads.
