@@ -46,7 +46,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     tq2_dot: avx2_tq2_dot,
     tq2_arrange: None,
     tq2_rows_f32: Some(avx2_tq2_rows_f32),
-    tq1_rows_f32: None,
+    tq1_rows_f32: Some(avx2_tq1_rows_f32),
     tq2_tile_f32: Some(avx2_tq2_tile_f32),
     tq1_tile_f32: Some(avx2_tq1_tile_f32),
     tq1_dot: avx2_tq1_dot,
@@ -240,7 +240,8 @@ macro_rules! tq_rows_entry {
     };
 }
 
-tq_rows_entry!(avx2_tq2_rows_f32, false, avx2::tq2_rows_f32);
+tq_rows_entry!(avx2_tq2_rows_f32, false, avx2::tq_rows_f32, false);
+tq_rows_entry!(avx2_tq1_rows_f32, true, avx2::tq_rows_f32, true);
 tq_rows_entry!(vnni_tq2_rows_f32, false, avx512::tq_rows_f32, false);
 tq_rows_entry!(vnni_tq1_rows_f32, true, avx512::tq_rows_f32, true);
 
