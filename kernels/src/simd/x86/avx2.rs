@@ -529,9 +529,11 @@ fn digits(s: __m256i, p_lo: __m256i, p_hi: __m256i) -> __m256i {
     let lo = _mm256_mullo_epi16(s, p_lo);
     let hi = _mm256_mullo_epi16(_mm256_and_si256(s, hi_mask), p_hi);
     let u = _mm256_blendv_epi8(lo, hi, hi_mask);
-    // (u · 3) >> 8 = [u ≥ 86] + [u ≥ 171] for every byte u; each compare gives −1 where true.
-    let ge = |t: u8| _mm256_cmpeq_epi8(_mm256_max_epu8(u, _mm256_set1_epi8(t as i8)), u);
-    _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(ge(86), ge(171)))
+    // (u · 3) >> 8 = [u > 85] + [u > 170] for every byte u. The unsigned compares are signed
+    // ones on u ⊕ 0x80 (one flip for both); each gives −1 where true.
+    let flipped = _mm256_xor_si256(u, _mm256_set1_epi8(-128));
+    let gt = |t: u8| _mm256_cmpgt_epi8(flipped, _mm256_set1_epi8((t ^ 0x80) as i8));
+    _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(gt(85), gt(170)))
 }
 
 /// Splits 32 per-byte powers into the `(p_lo, p_hi)` operands of [`digits`].
