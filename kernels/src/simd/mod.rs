@@ -387,6 +387,39 @@ mod tests {
         }
     }
 
+    /// Every ISA's decode row kernel gives the scalar kernel's exact sums for 1–4 rows:
+    /// block counts 1–9 and 17 (runs of 16-bit sums cut anywhere), row strides wider than a
+    /// row, random codes (3 included) and activations, and the largest sums of both signs
+    /// (every code 3 against -128, then against 127), which the 16-bit runs must hold (AVX2:
+    /// four blocks of `4c` products, 4 · 2 · 2 · 12 · 128 = 24 576).
+    #[test]
+    fn i2_dot_equals_scalar_at_the_16_bit_bounds() {
+        let mut rng = crate::testing::lcg(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = || (rng() >> 33) as u32;
+        for isa in Isa::available() {
+            let k = table(isa).unwrap();
+            for nblk in (1..=9usize).chain([17]) {
+                for (case, fill) in [None, Some(-128i8), Some(127)].into_iter().enumerate() {
+                    let rows = 1 + (nblk + case) % 4;
+                    let stride = nblk * 32 + 32 * (next() as usize % 2);
+                    let w: Vec<u8> = (0..rows * stride)
+                        .map(|_| if fill.is_some() { 0xff } else { next() as u8 })
+                        .collect();
+                    let elem: Vec<i8> = (0..nblk.div_ceil(2) * 256)
+                        .map(|_| fill.unwrap_or_else(|| next() as i8))
+                        .collect();
+                    let q = i2_arranged(k, &elem);
+                    let mut got = [i32::MIN; 5];
+                    (k.i2_dot)(&w, stride, nblk, &q, &mut got[..rows]);
+                    let mut want = [0i32; 4];
+                    (scalar::TABLE.i2_dot)(&w, stride, nblk, &elem, &mut want[..rows]);
+                    assert_eq!(got[..rows], want[..rows], "{isa} nblk {nblk} case {case}");
+                    assert_eq!(got[rows], i32::MIN, "wrote past its rows");
+                }
+            }
+        }
+    }
+
     /// The four-row × four-token tile gives, bit for bit, the sums of the ISA's one-row
     /// kernel for every row and token: odd and even block counts (the odd last block takes
     /// its own path), one to three groups of four rows, row strides wider than the row,
