@@ -131,63 +131,44 @@ pub(crate) fn vnni_peak_loop(rounds: usize) -> i32 {
     unsafe { avx512::dpbusd_peak_loop(rounds) }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn avx2_i2_dot_tile(
-    w: &[u8],
-    stride: usize,
-    nblk: usize,
-    quads: usize,
-    q: &[i8],
-    q_stride: usize,
-    out: &mut [i32],
-    out_stride: usize,
-) {
-    super::check_i2_dot_tile(w, stride, nblk, quads, q, q_stride, out, out_stride);
-    // SAFETY: AVX2 present; 4*quads rows of nblk*32 bytes, stride apart, four tokens of
-    // nblk*128 activations, q_stride apart, and four rows of 4*quads sums, out_stride apart
-    // (checked above).
-    unsafe {
-        avx2::i2_dot_tile(
-            w.as_ptr(),
-            stride,
-            nblk,
-            quads,
-            q.as_ptr(),
-            q_stride,
-            out.as_mut_ptr(),
-            out_stride,
-        )
-    }
+/// A prefill tile entry of the kernel table: checks the bounds, then runs the ISA's
+/// four-row × four-token tile.
+macro_rules! i2_tile_entry {
+    ($name:ident, $isa:ident) => {
+        #[allow(clippy::too_many_arguments)]
+        fn $name(
+            w: &[u8],
+            stride: usize,
+            nblk: usize,
+            quads: usize,
+            q: &[i8],
+            q_stride: usize,
+            out: &mut [i32],
+            out_stride: usize,
+        ) {
+            super::check_i2_dot_tile(w, stride, nblk, quads, q, q_stride, out, out_stride);
+            // SAFETY: the ISA's features are present (this table's requirement); 4*quads
+            // rows of nblk*32 bytes, stride apart, four tokens of ceil(nblk/2)*256
+            // activations (at least what either ISA's layout reads), q_stride apart, and four
+            // rows of 4*quads sums, out_stride apart (checked just above).
+            unsafe {
+                $isa::i2_dot_tile(
+                    w.as_ptr(),
+                    stride,
+                    nblk,
+                    quads,
+                    q.as_ptr(),
+                    q_stride,
+                    out.as_mut_ptr(),
+                    out_stride,
+                )
+            }
+        }
+    };
 }
 
-#[allow(clippy::too_many_arguments)]
-fn vnni_i2_dot_tile(
-    w: &[u8],
-    stride: usize,
-    nblk: usize,
-    quads: usize,
-    q: &[i8],
-    q_stride: usize,
-    out: &mut [i32],
-    out_stride: usize,
-) {
-    super::check_i2_dot_tile(w, stride, nblk, quads, q, q_stride, out, out_stride);
-    // SAFETY: AVX-512 + VNNI present; 4*quads rows of nblk*32 bytes, stride apart, four
-    // tokens of ceil(nblk/2)*256 arranged activations, q_stride apart, and four rows of
-    // 4*quads sums, out_stride apart (checked above).
-    unsafe {
-        avx512::i2_dot_tile(
-            w.as_ptr(),
-            stride,
-            nblk,
-            quads,
-            q.as_ptr(),
-            q_stride,
-            out.as_mut_ptr(),
-            out_stride,
-        )
-    }
-}
+i2_tile_entry!(avx2_i2_dot_tile, avx2);
+i2_tile_entry!(vnni_i2_dot_tile, avx512);
 
 fn avx2_tq2_dot(row: &[u8], a: &[BlockQ8K], out: &mut [i32]) {
     super::check_tq_dot(row, a, out.len(), tq2_0::BLOCK_BYTES);
