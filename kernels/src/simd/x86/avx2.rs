@@ -248,7 +248,7 @@ unsafe fn tq2_block(blk: *const u8, qs: *const u8) -> __m256i {
 /// (separate multiplies and adds, the scalar order). The rows are prefetched as one
 /// stream, [`PREFETCH`] bytes ahead of the first row's block.
 ///
-/// Why for TQ1_0 (since this round): without it, AVX2 decode ran [`tq1_dot`] block by block
+/// Why for TQ1_0 (since `d55b591`): without it, AVX2 decode ran [`tq1_dot`] block by block
 /// and row by row, a horizontal sum per block and the scalar epilogue after it.
 ///
 /// # Safety
