@@ -190,8 +190,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// [`rms_norm`] of every `w.len()`-wide row of `x` into `out` (the rows' sums interleaved,
-/// see [`rms_scales`]; the same bits as row by row).
+/// [`rms_norm`] of every `w.len()`-wide row of `x` into `out`.
 pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let n = w.len();
     if n == 0 {
@@ -205,8 +204,7 @@ pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 }
 
 /// Calls `f(i, x_row, out_row, scale)` for every `n`-wide row `i` of `x` (and of `out`) with
-/// that row's RMSNorm scale, the sums of four rows at a time running side by side (see
-/// [`rms_scales`]).
+/// that row's RMSNorm scale.
 fn with_rms_scales(
     x: &[f32],
     out: &mut [f32],
@@ -214,59 +212,69 @@ fn with_rms_scales(
     eps: f32,
     mut f: impl FnMut(usize, &[f32], &mut [f32], f32),
 ) {
-    let groups = x.chunks(NORM_ROWS * n).zip(out.chunks_mut(NORM_ROWS * n));
-    for (g, (xg, og)) in groups.enumerate() {
-        let scales = rms_scales(xg, n, eps);
-        let rows = xg.chunks_exact(n).zip(og.chunks_exact_mut(n));
-        for (i, ((xr, or), &scale)) in rows.zip(&scales).enumerate() {
-            f(g * NORM_ROWS + i, xr, or, scale);
-        }
+    let rows = x.chunks_exact(n).zip(out.chunks_exact_mut(n));
+    for (i, (xr, or)) in rows.enumerate() {
+        f(i, xr, or, rms_scale(xr, eps));
     }
 }
 
 /// RMSNorm's `1 / sqrt(mean(x²) + eps)` (see [`rms_norm`]).
 fn rms_scale(x: &[f32], eps: f32) -> f32 {
-    let mut sum = 0f64;
-    for &v in x {
-        sum += f64::from(v * v);
+    1.0f32 / (rms_mean(x) + eps).sqrt()
+}
+
+/// ggml's RMSNorm mean, `(f32)(S / n)` where `S` is the f64 sum of the f32 squares `x_i · x_i`
+/// added in element order, with those bits, but without waiting on `n` dependent adds.
+///
+/// The squares are first summed in [`SUM_LANES`] independent lanes (`Ŝ`, any order). Every
+/// term is non-negative, so any order of the `n − 1` adds is within `γ = (n − 1)·u / (1 −
+/// (n − 1)·u)` of the exact sum, relatively (`u = 2⁻⁵³`): the in-order `S` and `Ŝ` differ by
+/// at most `2γ/(1 − γ)·Ŝ`, and each division by `n` adds a rounding of `u`. So `S / n` as
+/// rounded lies within `ε = (4n + 16)·u` (twice that, for the roundings of the bracket
+/// itself) of `D = Ŝ / n`. Rounding to f32 is monotone: when `D·(1 − ε)` and `D·(1 + ε)`
+/// round to the same f32, so does the in-order mean, and that f32 is returned. Otherwise
+/// (`D` within `ε` of a midpoint between two f32s, in about `n·2⁻²⁶` of rows: one in 26 000
+/// for `n` = 2560; or a non-finite sum) the sum is taken again in element order.
+pub fn rms_mean(x: &[f32]) -> f32 {
+    let n = x.len();
+    let in_order = || {
+        let mut sum = 0f64;
+        for &v in x {
+            sum += f64::from(v * v);
+        }
+        (sum / n as f64) as f32
+    };
+    if n == 0 || n > 1 << 32 {
+        return in_order();
     }
-    finish_rms(sum, x.len(), eps)
-}
-
-fn finish_rms(sum: f64, n: usize, eps: f32) -> f32 {
-    let mean = (sum / n as f64) as f32;
-    1.0f32 / (mean + eps).sqrt()
-}
-
-/// Rows whose RMSNorm sums [`rms_scales`] runs side by side.
-const NORM_ROWS: usize = 4;
-
-/// [`rms_scale`] of each of the (up to [`NORM_ROWS`]) `n`-wide rows of `x`; entries past the
-/// rows are 0. Each row's f64 sum runs in its own order, so each scale has `rms_scale`'s
-/// bits; four rows' chains of dependent adds interleave, so their latencies overlap.
-fn rms_scales(x: &[f32], n: usize, eps: f32) -> [f32; NORM_ROWS] {
-    let mut out = [0f32; NORM_ROWS];
-    let mut rows = x.chunks_exact(n);
-    if let (Some(r0), Some(r1), Some(r2), Some(r3)) =
-        (rows.next(), rows.next(), rows.next(), rows.next())
-    {
-        let mut s = [0f64; NORM_ROWS];
-        for (((&a, &b), &c), &d) in r0.iter().zip(r1).zip(r2).zip(r3) {
-            s[0] += f64::from(a * a);
-            s[1] += f64::from(b * b);
-            s[2] += f64::from(c * c);
-            s[3] += f64::from(d * d);
+    let mut lanes = [0f64; SUM_LANES];
+    let mut chunks = x.chunks_exact(SUM_LANES);
+    for c in &mut chunks {
+        for (s, &v) in lanes.iter_mut().zip(c) {
+            *s += f64::from(v * v);
         }
-        for (o, &si) in out.iter_mut().zip(&s) {
-            *o = finish_rms(si, n, eps);
-        }
+    }
+    for (s, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *s += f64::from(v * v);
+    }
+    let d = lanes.iter().sum::<f64>() / n as f64;
+    if d == 0.0 {
+        // Every square is +0, so the in-order sum is +0 too.
+        return 0.0;
+    }
+    // 4n + 16 is even, so 1 ± ε are exact in f64.
+    let eps = (4 * n + 16) as f64 * f64::EPSILON / 2.0;
+    let (lo, hi) = (d * (1.0 - eps), d * (1.0 + eps));
+    if d.is_finite() && (lo as f32).to_bits() == (hi as f32).to_bits() {
+        d as f32
     } else {
-        for (o, r) in out.iter_mut().zip(x.chunks_exact(n)) {
-            *o = rms_scale(r, eps);
-        }
+        in_order()
     }
-    out
 }
+
+/// Lanes of [`rms_mean`]'s first sum: four 256-bit vectors of f64, enough independent adds
+/// to cover their latency.
+const SUM_LANES: usize = 16;
 
 /// [`rms_norm`] of every `w.len()`-wide row of `x` into `normed`, fused with the int8
 /// quantization of those rows into `out` (the norm's output pass also takes the absolute

@@ -298,6 +298,99 @@ proptest! {
     }
 }
 
+/// ggml's RMSNorm mean: the f32 squares summed in f64 in element order, divided by `n`,
+/// rounded to f32 (the twin's `rms_norm_ref`, written out).
+fn in_order_mean(x: &[f32]) -> f32 {
+    let mut sum = 0f64;
+    for &v in x {
+        sum += (v * v) as f64;
+    }
+    (sum / x.len() as f64) as f32
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The RMSNorm mean taken in lanes with its bracket check has the in-order sum's bits,
+    /// over rows whose squares span ±120 binary orders of magnitude (so their f64 sums
+    /// round differently in different orders), with zeros, subnormals and rows of one
+    /// element.
+    #[test]
+    fn rms_mean_has_the_in_order_bits(n in 1usize..=7000, spread in 0i32..=60, seed in any::<u64>()) {
+        let mut g = bitnet_reference::testdata::SplitMix64::new(seed);
+        let m = g.values(n, -2.0, 2.0);
+        let e = g.values(n, 0.0, 1.0);
+        let x: Vec<f32> = m
+            .iter()
+            .zip(&e)
+            .map(|(&m, &e)| {
+                let k = (e * (2 * spread + 1) as f32) as i32 - spread;
+                if k == spread { 0.0 } else { m * 2f32.powi(k) }
+            })
+            .collect();
+        let mut x = x;
+        if n > 2 {
+            x[n / 2] = f32::from_bits(3);
+        }
+        prop_assert_eq!(act::rms_mean(&x).to_bits(), in_order_mean(&x).to_bits());
+    }
+}
+
+/// Where the in-order mean falls exactly on a midpoint between two f32s and a sum in any
+/// other order lands past it, the lane sum's bracket sees the doubt and the mean is taken
+/// in order. Over `n = 2^m` elements, `16 + 2⁻²⁰` gives `2^(4−m)·(1 + 2⁻²⁴)`, which rounds to
+/// even (`2^(4−m)`), while the squares of `2⁻²⁵`, each a quarter of an ulp of 16 and so
+/// lost in order, add up in other orders; scaled by powers of two, with the big square
+/// first or last.
+#[test]
+fn rms_mean_takes_the_in_order_sum_at_a_midpoint() {
+    let pairwise = |x: &[f32]| -> f64 {
+        let mut s: Vec<f64> = x.iter().map(|&v| (v * v) as f64).collect();
+        while s.len() > 1 {
+            s = s.chunks(2).map(|c| c.iter().sum()).collect();
+        }
+        s[0]
+    };
+    for m in 5..=13 {
+        let n = 1usize << m as u32;
+        for scale in [-30, 0, 30] {
+            let k = 2f32.powi(scale);
+            let mut x = vec![2f32.powi(-25) * k; n];
+            x[0] = 4.0 * k;
+            x[1] = 2f32.powi(-10) * k;
+            let want = in_order_mean(&x);
+            assert_eq!(
+                want,
+                2f32.powi(4 - m + 2 * scale),
+                "m {m}, scale {scale}"
+            );
+            if m == 6 {
+                // Pairwise, the small squares survive: another order rounds differently.
+                assert_ne!((pairwise(&x) / n as f64) as f32, want);
+            }
+            assert_eq!(
+                act::rms_mean(&x).to_bits(),
+                want.to_bits(),
+                "m {m}, scale {scale}"
+            );
+            x.reverse();
+            assert_eq!(act::rms_mean(&x).to_bits(), in_order_mean(&x).to_bits());
+        }
+    }
+    // Non-finite squares: the in-order sum's infinity or NaN.
+    let x = vec![0.5f32; 100];
+    for bad in [f32::INFINITY, f32::NAN, 3e19] {
+        let mut y = x.clone();
+        y[7] = bad;
+        assert_eq!(
+            act::rms_mean(&y).to_bits(),
+            in_order_mean(&y).to_bits(),
+            "{bad}"
+        );
+    }
+    assert_eq!(act::rms_mean(&[0.0; 40]).to_bits(), 0);
+}
+
 /// A prompt long enough for the fused norm-quantizer to split its tokens across threads
 /// gives, on every ISA and thread count, the twin's normed rows, q, scales and sums bit for
 /// bit; a non-finite value in a later token is named, whichever thread met it.
