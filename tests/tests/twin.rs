@@ -246,8 +246,7 @@ proptest! {
 
     /// RMSNorm fused with int8 quantization (one buffer reused across cases of every width
     /// and token count) gives the twin's normed rows and its q, scale and Σq, bit for bit,
-    /// on every ISA; so does the unfused RMSNorm of many rows. Token counts cover the rows
-    /// whose sums run four side by side and the rows left over.
+    /// on every ISA; so does the unfused RMSNorm of many rows.
     #[test]
     fn rms_norm_quantize_matches_reference(cols in 1usize..=700, tokens in 1usize..=9, seed in any::<u64>()) {
         let mut g = bitnet_reference::testdata::SplitMix64::new(seed);
@@ -359,11 +358,7 @@ fn rms_mean_takes_the_in_order_sum_at_a_midpoint() {
             x[0] = 4.0 * k;
             x[1] = 2f32.powi(-10) * k;
             let want = in_order_mean(&x);
-            assert_eq!(
-                want,
-                2f32.powi(4 - m + 2 * scale),
-                "m {m}, scale {scale}"
-            );
+            assert_eq!(want, 2f32.powi(4 - m + 2 * scale), "m {m}, scale {scale}");
             if m == 6 {
                 // Pairwise, the small squares survive: another order rounds differently.
                 assert_ne!((pairwise(&x) / n as f64) as f32, want);
