@@ -43,6 +43,9 @@ pub type DotColsF32 = fn(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&m
 /// [`Exec::dot_cols_f16`]).
 pub type DotColsF16 = fn(xs: &[&[f32]], m: &[half::f16], stride: usize, outs: &mut [&mut [f32]]);
 
+/// `x_i ← exp(x_i)` in place (see [`Exec::exp_f32`]).
+pub type ExpF32 = fn(x: &mut [f32]);
+
 /// Execution settings of one compute call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exec {
@@ -132,6 +135,13 @@ impl Exec {
     /// is exact) and running the plain loop, with half the bytes read and no widened copy.
     pub fn dot_cols_f16(&self) -> Result<DotColsF16> {
         Ok(self.kernels()?.dot_cols_f16)
+    }
+
+    /// This ISA's `x_i ← exp(x_i)` with the bits of `f32::exp` for every input (the
+    /// platform's `expf`, assumed within 0.504 ulp as glibc's and musl's are; the lab checks
+    /// every input of the fast range against it): e.g. a softmax's exponentials.
+    pub fn exp_f32(&self) -> Result<ExpF32> {
+        Ok(self.kernels()?.exp_f32)
     }
 
     pub(crate) fn kernels(&self) -> Result<&'static KernelTable> {

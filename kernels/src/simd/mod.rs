@@ -96,6 +96,11 @@ pub(crate) struct KernelTable {
     /// [`dot_cols_f32`](Self::dot_cols_f32) over a matrix of halves: each element widened
     /// to f32 (exact), then the same sums, so the bits of widening `m` first.
     pub dot_cols_f16: crate::exec::DotColsF16,
+    /// `x_i ← exp(x_i)` with the bits of `f32::exp` (libm's `expf`) for every input: SIMD
+    /// kernels evaluate in f64 and keep a result only where it is the correctly rounded
+    /// one beyond a margin that any `expf` within 0.504 ulp respects, and call `f32::exp`
+    /// for the rest (see `x86/exp.rs`).
+    pub exp_f32: crate::exec::ExpF32,
 }
 
 /// The table for `isa`, or an error if this CPU lacks it.

@@ -25,7 +25,15 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     axpy_f32,
     dot_cols_f32,
     dot_cols_f16,
+    exp_f32,
 };
+
+/// `x_i ← exp(x_i)` by libm (`f32::exp`): what the SIMD kernels must equal.
+fn exp_f32(x: &mut [f32]) {
+    for v in x {
+        *v = v.exp();
+    }
+}
 
 fn i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
     super::check_i2_dot(w, stride, nblk, q, out.len());

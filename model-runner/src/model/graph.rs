@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bitnet_kernels::act::{ActsI8, quantize_i8_into, rms_norm_quantize_i8};
 use bitnet_kernels::dense_i8::DenseI8;
-use bitnet_kernels::exec::DOT_COLS_MAX;
+use bitnet_kernels::exec::{DOT_COLS_MAX, ExpF32};
 use bitnet_kernels::{Activations, ActsQ8K, BlockQ8K, Exec, Format};
 
 use super::config::{Config, FfnActivation};
@@ -988,6 +988,7 @@ fn attention(
     // head's keys (and then its values) once for all of them, in place in the cache's type
     // (an f16 cache's halves widened as they are read, exactly).
     let (cols_f32, cols_f16) = (exec.dot_cols_f32()?, exec.dot_cols_f16()?);
+    let exp = exec.exp_f32()?;
     let dot_cols =
         |xs: &[&[f32]], (m, stride): (Elements<'_>, usize), outs: &mut [&mut [f32]]| match m {
             Elements::F32(m) => cols_f32(xs, m, stride, outs),
@@ -1038,7 +1039,7 @@ fn attention(
                     dot_cols(&qhs[..k], cache.key_tile(kv_head, tile), &mut o[..k]);
                 }
                 for sc in scs.iter_mut() {
-                    softmax_scaled(sc, scale);
+                    softmax_scaled(sc, scale, exp);
                 }
                 // Weighted sums, one value slab (KV_TILE dimensions) at a time.
                 let ps = up_to_group(scs.iter().map(|s| &s[..]));
@@ -1067,14 +1068,15 @@ fn attention_scratch(capacity: usize) -> usize {
     DOT_COLS_MAX * capacity
 }
 
-/// `s <- softmax(s · scale)` with the reference's bits: scale and max, then `exp(s - max)`,
-/// its sum in index order, then the division.
+/// `s <- softmax(s · scale)` with the reference's bits: scale and max, then `exp(s - max)`
+/// (through the ISA's `exp`, which has `f32::exp`'s bits), its sum in index order, then the
+/// division.
 ///
 /// The max runs in [`SOFTMAX_LANES`] lanes (vectorizable; a max ignores NaN and is the same
 /// value in any order, up to the sign of a zero, which `s - max` then absorbs: `exp(±0)` is
-/// 1 either way), and the exponentials are taken before the sum, so that the libm calls do
-/// not hold the sum's dependency chain.
-fn softmax_scaled(s: &mut [f32], scale: f32) {
+/// 1 either way), and the exponentials are taken before the sum, so that they do not hold the
+/// sum's dependency chain.
+fn softmax_scaled(s: &mut [f32], scale: f32, exp: ExpF32) {
     let mut lanes = [f32::NEG_INFINITY; SOFTMAX_LANES];
     let mut chunks = s.chunks_exact_mut(SOFTMAX_LANES);
     for c in &mut chunks {
@@ -1089,8 +1091,9 @@ fn softmax_scaled(s: &mut [f32], scale: f32) {
     }
     let max = lanes.into_iter().fold(f32::NEG_INFINITY, f32::max);
     for v in s.iter_mut() {
-        *v = (*v - max).exp();
+        *v -= max;
     }
+    exp(s);
     let sum = s.iter().fold(0f32, |acc, &v| acc + v);
     for v in s.iter_mut() {
         *v /= sum;

@@ -8,6 +8,7 @@
 mod avx2;
 mod avx512;
 mod cols_f16;
+mod exp;
 
 use pulp::{Simd, WithSimd};
 
@@ -59,6 +60,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     axpy_f32: v3_axpy_f32,
     dot_cols_f32: v3_dot_cols_f32,
     dot_cols_f16: avx2_dot_cols_f16,
+    exp_f32: avx2_exp_f32,
 };
 
 pub(crate) static AVX512: KernelTable = KernelTable {
@@ -82,6 +84,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     axpy_f32: v4_axpy_f32,
     dot_cols_f32: v4_dot_cols_f32,
     dot_cols_f16: avx512_dot_cols_f16,
+    exp_f32: avx2_exp_f32,
 };
 
 fn avx2_i2_dot(w: &[u8], stride: usize, nblk: usize, q: &[i8], out: &mut [i32]) {
@@ -409,6 +412,14 @@ impl WithSimd for NormAbsmax<'_> {
         let tail = super::scalar::norm_absmax(&self.x[n..], &self.w[n..], self.scale, ot);
         head.max(tail)
     }
+}
+
+/// See [`super::KernelTable::exp_f32`]; also the AVX-512 table's (its CPUs have AVX2 and
+/// FMA; the kernel is bound by its f64 arithmetic, not its width).
+fn avx2_exp_f32(x: &mut [f32]) {
+    // SAFETY: AVX2 and FMA are present (both tables are handed out only after
+    // `Isa::require`, and the AVX-512 ISA requires AVX2 and FMA too); `x.len()` values.
+    unsafe { exp::exp_f32(x.as_mut_ptr(), x.len()) }
 }
 
 fn v3_axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
