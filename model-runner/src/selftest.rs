@@ -7,11 +7,12 @@ use bitnet_reference as r;
 use bitnet_reference::bounds::check_gemm_f32;
 use bitnet_reference::testdata::SplitMix64;
 
-/// One line of the table: a check on one format, with an outcome per ISA.
+/// One line of the table: a check on one format (or on a float kernel), with an outcome
+/// per ISA.
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// Format checked.
-    pub format: Format,
+    /// Format checked; `None` for the float kernels beside the formats.
+    pub format: Option<Format>,
     /// What was checked.
     pub check: &'static str,
     /// Outcome per ISA, in [`Isa::available`] order.
@@ -50,13 +51,58 @@ pub fn run(threads: usize) -> Vec<Row> {
                 })
                 .collect();
             rows.push(Row {
-                format,
+                format: Some(format),
                 check,
                 outcomes,
             });
         }
     }
+    let outcomes = Isa::available()
+        .into_iter()
+        .map(|isa| match Exec::new(isa, threads) {
+            Ok(exec) => (isa, exp_f32(&exec).unwrap_or_else(Outcome::Fail)),
+            Err(e) => (isa, Outcome::Fail(e.to_string())),
+        })
+        .collect();
+    rows.push(Row {
+        format: None,
+        check: "exp = libm (softmax)",
+        outcomes,
+    });
     rows
+}
+
+/// The ISA's softmax exponential against this platform's `f32::exp`, bit for bit, on
+/// every 1024th f32 of the kernels' fast range `[-87, 88]` (2.2 M inputs) and on every
+/// 65 537th bit pattern of all 2³²: the kernels keep their own result only where it is
+/// the correctly rounded one by a margin that any `expf` within 0.504 ulp respects, so
+/// this checks that assumption on the user's libm (the lab checks every input).
+fn exp_f32(exec: &Exec) -> Result<Outcome, String> {
+    let exp = exec.exp_f32().map_err(err)?;
+    let ranges = [
+        (0, 88f32.to_bits(), 1024),
+        ((-0f32).to_bits(), (-87f32).to_bits(), 1024),
+        (0, u32::MAX, 65_537),
+    ];
+    let mut n = 0usize;
+    for (first, last, step) in ranges {
+        let x: Vec<f32> = (first..=last).step_by(step).map(f32::from_bits).collect();
+        let mut y = x.clone();
+        exp(&mut y);
+        if let Some((a, b)) = x
+            .iter()
+            .zip(&y)
+            .find(|(a, b)| a.exp().to_bits() != b.to_bits())
+        {
+            return Ok(Outcome::Fail(format!(
+                "exp({a:e}) = {:#010x}, libm {:#010x}",
+                b.to_bits(),
+                a.exp().to_bits()
+            )));
+        }
+        n += x.len();
+    }
+    Ok(Outcome::Pass(format!("{n}/{n} bit-exact")))
 }
 
 type Check = fn(Format, &Exec) -> Result<Outcome, String>;

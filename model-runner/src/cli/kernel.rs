@@ -327,7 +327,8 @@ fn run_selftest(threads: usize) -> CliResult {
     println!();
     let mut failures = 0;
     for row in &rows {
-        print!("{:<8} {:<w0$}", row.format.name(), row.check);
+        let subject = row.format.map_or("f32", |f| f.name());
+        print!("{subject:<8} {:<w0$}", row.check);
         for (_, o) in &row.outcomes {
             let cell = match o {
                 selftest::Outcome::Pass(s) => format!("ok  {s}"),
