@@ -244,7 +244,7 @@ pub fn rms_mean(x: &[f32]) -> f32 {
         }
         (sum / n as f64) as f32
     };
-    if n == 0 || n > 1 << 32 {
+    if n == 0 || n as u64 > 1 << 32 {
         return in_order();
     }
     let mut lanes = [0f64; SUM_LANES];
