@@ -226,7 +226,7 @@ fn rms_scale(x: &[f32], eps: f32) -> f32 {
 /// ggml's RMSNorm mean, `(f32)(S / n)` where `S` is the f64 sum of the f32 squares `x_i · x_i`
 /// added in element order, with those bits, but without waiting on `n` dependent adds.
 ///
-/// The squares are first summed in [`SUM_LANES`] independent lanes (`Ŝ`, any order). Every
+/// The squares are first summed in 16 independent lanes (`Ŝ`, any order). Every
 /// term is non-negative, so any order of the `n − 1` adds is within `γ = (n − 1)·u / (1 −
 /// (n − 1)·u)` of the exact sum, relatively (`u = 2⁻⁵³`): the in-order `S` and `Ŝ` differ by
 /// at most `2γ/(1 − γ)·Ŝ`, and each division by `n` adds a rounding of `u`. So `S / n` as

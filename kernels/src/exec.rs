@@ -1,4 +1,4 @@
-//! How a call runs: which ISA, how many threads. Row-parallel over a persistent [`Team`];
+//! How a call runs: which ISA, how many threads. Row-parallel over a persistent team (`team::Team`);
 //! every output row is computed by one thread with the same code whatever the split, so
 //! results are bit-identical for any thread count.
 
@@ -251,7 +251,7 @@ impl Exec {
     }
 
     /// Runs `f(first_token, y_tokens)` over groups of whole token rows of `y = [tokens,
-    /// rows]`: groups of at most [`TOKEN_CHUNK`] tokens, each a multiple of `align` tokens
+    /// rows]`: groups of at most `TOKEN_CHUNK` (16) tokens, each a multiple of `align` tokens
     /// (but the last), dealt to the threads in contiguous runs with tail stealing when `work`
     /// is large enough (a descheduled thread's last groups go to the others). For prefill
     /// kernels that compute every row for their own tokens and so write `y` in place.

@@ -1,6 +1,6 @@
 //! Packed ternary (BitNet b1.58, 1.58-bit) weight formats and their kernels.
 //!
-//! - [`format`]: one struct per packed layout ([`I2s`], [`I2SQk256NoScale`], [`Tq2_0`],
+//! - [`format`](mod@format): one struct per packed layout ([`I2s`], [`I2SQk256NoScale`], [`Tq2_0`],
 //!   [`Tq1_0`]), each over owned or borrowed bytes, with validating constructors and one
 //!   [`TernaryMatrix`] impl (unpack, f32 GEMM, int8-activation GEMM).
 //! - [`act`]: activation quantizers (bitnet.cpp per-token int8, llama.cpp Q8_K).

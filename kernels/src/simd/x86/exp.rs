@@ -1,4 +1,5 @@
-//! `exp` of f32 values with the bits of libm's `expf`, four at a time in f64 (AVX2 + FMA).
+//! `exp` of f32 values with the bits of libm's `expf`, eight at a time as two halves of four
+//! f64 lanes (AVX2 + FMA).
 //!
 //! Each value is evaluated in f64 to within `2⁻³⁶` relatively and rounded to f32. That f32
 //! is kept only when it is beyond doubt: when the bracket `y·(1 ∓ 2⁻³¹)` around the f64
@@ -12,10 +13,11 @@
 //! input of the fast range against this platform's libm.
 //!
 //! Error budget of the f64 value (all relative):
-//! - `k = round(x·log₂e)` (any nearby integer will do), `r = x − k·ln2` with `ln2` split
-//!   as fdlibm's `ln2_hi` (32 significant bits, so `k·ln2_hi` is exact for `|k| ≤ 128`)
-//!   and `ln2_lo`, two fused steps: `|r| ≤ 0.3466 + 2⁻⁵⁰`, one rounding of `r` (`2⁻⁵³·|r|`)
-//!   and the split's own error (`|k|·2⁻⁸⁰`);
+//! - `k = round(x·log₂e)` taken in f32 (its product's rounding moves `x·log₂e` by at most
+//!   `127·2⁻²⁴`), `r = x − k·ln2` in f64 with `ln2` split as fdlibm's `ln2_hi` (32
+//!   significant bits, so `k·ln2_hi` is exact for `|k| ≤ 128`) and `ln2_lo`, two fused
+//!   steps: `|r| < 0.3466`, one rounding of `r` (`2⁻⁵³·|r|`) and the split's own error
+//!   (`|k|·2⁻⁸⁰`);
 //! - `eʳ` by its Taylor polynomial to degree 9 (Estrin's scheme, fused): truncation
 //!   `0.35¹⁰/10!·e^0.35 < 2⁻³⁶·⁵`, coefficient and evaluation roundings below `2⁻⁵⁰`;
 //! - scaling by `2ᵏ` (`k ∈ [−126, 128]`): exact.
@@ -59,7 +61,7 @@ fn taylor(r: __m256d) -> __m256d {
 }
 
 /// `x_i ← exp(x_i)` for `n` values at `x`, with `f32::exp`'s bits (see the module). Runs of
-/// up to 64 values go through [`exp4`] four at a time, their inputs kept aside; the few
+/// up to 64 values go through [`exp8`] eight at a time, their inputs kept aside; the few
 /// doubtful lanes are then taken by `f32::exp` from those inputs, outside the vector loop
 /// (a call inside it would cost the loop its registers; a masked store is slow on AMD).
 ///
