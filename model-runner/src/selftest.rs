@@ -40,36 +40,33 @@ pub fn run(threads: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     for format in Format::ALL {
         for (check, f) in CHECKS {
-            let outcomes = Isa::available()
-                .into_iter()
-                .map(|isa| {
-                    let exec = match Exec::new(isa, threads) {
-                        Ok(e) => e,
-                        Err(e) => return (isa, Outcome::Fail(e.to_string())),
-                    };
-                    (isa, f(format, &exec).unwrap_or_else(Outcome::Fail))
-                })
-                .collect();
             rows.push(Row {
                 format: Some(format),
                 check,
-                outcomes,
+                outcomes: per_isa(threads, |exec| f(format, exec)),
             });
         }
     }
-    let outcomes = Isa::available()
-        .into_iter()
-        .map(|isa| match Exec::new(isa, threads) {
-            Ok(exec) => (isa, exp_f32(&exec).unwrap_or_else(Outcome::Fail)),
-            Err(e) => (isa, Outcome::Fail(e.to_string())),
-        })
-        .collect();
     rows.push(Row {
         format: None,
         check: "exp = libm (softmax)",
-        outcomes,
+        outcomes: per_isa(threads, exp_f32),
     });
     rows
+}
+
+/// `check`'s outcome on every available ISA with `threads` threads.
+fn per_isa(
+    threads: usize,
+    check: impl Fn(&Exec) -> Result<Outcome, String>,
+) -> Vec<(Isa, Outcome)> {
+    Isa::available()
+        .into_iter()
+        .map(|isa| match Exec::new(isa, threads) {
+            Ok(exec) => (isa, check(&exec).unwrap_or_else(Outcome::Fail)),
+            Err(e) => (isa, Outcome::Fail(e.to_string())),
+        })
+        .collect()
 }
 
 /// The ISA's softmax exponential against this platform's `f32::exp`, bit for bit, on

@@ -319,7 +319,7 @@ proptest! {
         let mut g = bitnet_reference::testdata::SplitMix64::new(seed);
         let m = g.values(n, -2.0, 2.0);
         let e = g.values(n, 0.0, 1.0);
-        let x: Vec<f32> = m
+        let mut x: Vec<f32> = m
             .iter()
             .zip(&e)
             .map(|(&m, &e)| {
@@ -327,7 +327,6 @@ proptest! {
                 if k == spread { 0.0 } else { m * 2f32.powi(k) }
             })
             .collect();
-        let mut x = x;
         if n > 2 {
             x[n / 2] = f32::from_bits(3);
         }
