@@ -258,18 +258,25 @@ pub(crate) fn gemm_tq(
                 return;
             }
             if let Some(tile) = dot.tile_f32.filter(|_| tokens > 1) {
-                // Rows in pairs against four tokens at a time, the epilogue in the kernel.
-                for (p, o) in out.chunks_mut(TQ_ROWS * tokens).enumerate() {
-                    let (r, nr) = (r0 + TQ_ROWS * p, o.len() / tokens);
-                    let w = &bytes[r * stride..(r + nr) * stride];
+                // Rows in pairs against four tokens at a time, the epilogue in the kernel;
+                // the pairs in chunks of about TILE_CHUNK_BYTES of weights, which stay in
+                // L1 across the token groups while each group's activations stay in L1
+                // across the chunk's pairs.
+                let chunk_rows = (TILE_CHUNK_BYTES / (TQ_ROWS * stride)).max(1) * TQ_ROWS;
+                for (c, oc) in out.chunks_mut(chunk_rows * tokens).enumerate() {
+                    let rc = r0 + chunk_rows * c;
                     for t0 in (0..tokens).step_by(4) {
                         let m = (tokens - t0).min(4);
                         let kb = &kblocks[t0 * nb..(t0 + m) * nb];
                         let lanes = (&bsum[t0 * nb..(t0 + 4) * nb], &dx[t0 * nb..(t0 + 4) * nb]);
-                        let mut v = [0f32; 4 * TQ_ROWS];
-                        tile(w, stride, nr, kb, nb, m, lanes, &mut v[..4 * nr]);
-                        for (oi, vi) in o.chunks_mut(tokens).zip(v.chunks_exact(4)) {
-                            oi[t0..t0 + m].copy_from_slice(&vi[..m]);
+                        for (p, o) in oc.chunks_mut(TQ_ROWS * tokens).enumerate() {
+                            let (r, nr) = (rc + TQ_ROWS * p, o.len() / tokens);
+                            let w = &bytes[r * stride..(r + nr) * stride];
+                            let mut v = [0f32; 4 * TQ_ROWS];
+                            tile(w, stride, nr, kb, nb, m, lanes, &mut v[..4 * nr]);
+                            for (oi, vi) in o.chunks_mut(tokens).zip(v.chunks_exact(4)) {
+                                oi[t0..t0 + m].copy_from_slice(&vi[..m]);
+                            }
                         }
                     }
                 }
@@ -397,6 +404,11 @@ pub(crate) fn gemm_tq(
 
 /// Rows per call of the prefill tile (three measured the same as two).
 const TQ_ROWS: usize = 2;
+
+/// Bytes of weights per chunk of rows of the prefill tile: the chunk's rows are read once
+/// per group of four tokens, so they are kept to about half of a 32 KiB L1 (the group's
+/// activations take the rest: 4 · 10 Q8_K blocks of 292 bytes on a 2560-column row).
+const TILE_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Blocks per row whose per-chunk sums and scales live on the stack (cols ≤ 16384).
 const STACK_BLOCKS: usize = 64;
