@@ -212,32 +212,45 @@ pub(super) unsafe fn tq2_dot(row: *const u8, a: *const BlockQ8K, out: &mut [i32]
     }
 }
 
-/// `Σ_j code_j · q_j` of one TQ2_0 block as eight i32 lanes (not yet reduced):
-/// `vpmaddubsw` into 16-bit lanes (at most 8·2·3·128 = 6144 from zero, code 3 included),
-/// then `vpmaddwd`.
+/// `Σ_j code_j · q_j` of one TQ2_0 block as eight i32 lanes (not yet reduced). Each
+/// 32-byte chunk holds codes at bits 1:0, 3:2, 5:4, 7:6 (elements `+0`, `+32`, `+64`,
+/// `+96` of its 128); as in [`i2_row`], one 16-bit shift by 4 and masks `0x03`, `0x0c`
+/// give `c` of the first and third and `4c` of the second and fourth, so a chunk costs one
+/// shift and four ands instead of three shifts and four ands. `vpmaddubsw` sums the `c`
+/// products into `lo` (within 4 · 2 · 3 · 128 = 3072 per 16-bit lane, code 3 included) and
+/// the `4c` ones into `hi` (within 12 288, every lane a multiple of 4); `lo + (hi >> 2)`
+/// is then exact (within 6144), and one `vpmaddwd` widens it.
 ///
 /// # Safety
 /// AVX2 available; 64 code bytes at `blk` and 256 activations at `qs` readable.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn tq2_block(blk: *const u8, qs: *const u8) -> __m256i {
-    let mask = _mm256_set1_epi8(3);
-    let mut s = _mm256_setzero_si256();
+    let (m1, m4) = (_mm256_set1_epi8(3), _mm256_set1_epi8(12));
+    let mut lo = _mm256_setzero_si256();
+    let mut hi = _mm256_setzero_si256();
     for ch in 0..2 {
         // SAFETY: bytes ch*32.. of the block's codes and ch*128.. of its activations (caller).
         unsafe {
             let v = loadu(blk.add(ch * 32));
+            let v4 = _mm256_srli_epi16::<4>(v);
             let q = qs.add(ch * 128);
-            let c0 = _mm256_and_si256(v, mask);
-            let c1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
-            let c2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-            let c3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c0, loadu(q)));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, loadu(q.add(32))));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, loadu(q.add(64))));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, loadu(q.add(96))));
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_and_si256(v, m1), loadu(q)));
+            hi = _mm256_add_epi16(
+                hi,
+                _mm256_maddubs_epi16(_mm256_and_si256(v, m4), loadu(q.add(32))),
+            );
+            lo = _mm256_add_epi16(
+                lo,
+                _mm256_maddubs_epi16(_mm256_and_si256(v4, m1), loadu(q.add(64))),
+            );
+            hi = _mm256_add_epi16(
+                hi,
+                _mm256_maddubs_epi16(_mm256_and_si256(v4, m4), loadu(q.add(96))),
+            );
         }
     }
+    let s = _mm256_add_epi16(lo, _mm256_srai_epi16::<2>(hi));
     _mm256_madd_epi16(s, _mm256_set1_epi16(1))
 }
 
