@@ -47,29 +47,41 @@ unsafe fn i2_row(w: *const u8, nblk: usize, q: *const i8) -> i32 {
     let m12 = _mm256_set1_epi8(12);
     let ones = _mm256_set1_epi16(1);
     let (mut acc1, mut acc4) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    // One block into the 16-bit sums `lo` (the `c` products) and `hi` (the `4c` ones).
+    let block = |b: usize, lo: &mut __m256i, hi: &mut __m256i| {
+        let p = w.wrapping_add(b * 32);
+        // Prefetch never faults, so the address may run past the row.
+        _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(PREFETCH) as *const i8);
+        // SAFETY: block b's 32 code bytes and 128 activations are readable (caller).
+        let (v, q0, q1, q2, q3) = unsafe {
+            let qp = q.add(b * 128) as *const u8;
+            (
+                loadu(p),
+                loadu(qp),
+                loadu(qp.add(32)),
+                loadu(qp.add(64)),
+                loadu(qp.add(96)),
+            )
+        };
+        let v4 = _mm256_srli_epi16::<4>(v);
+        *lo = _mm256_add_epi16(*lo, _mm256_maddubs_epi16(_mm256_and_si256(v4, m3), q1));
+        *lo = _mm256_add_epi16(*lo, _mm256_maddubs_epi16(_mm256_and_si256(v, m3), q3));
+        *hi = _mm256_add_epi16(*hi, _mm256_maddubs_epi16(_mm256_and_si256(v4, m12), q0));
+        *hi = _mm256_add_epi16(*hi, _mm256_maddubs_epi16(_mm256_and_si256(v, m12), q2));
+    };
+    // Whole groups with a fixed trip count (unrolled), then the rest.
+    let whole = nblk / ROW_I16_BLOCKS * ROW_I16_BLOCKS;
     for b0 in (0..nblk).step_by(ROW_I16_BLOCKS) {
         let mut lo = _mm256_setzero_si256();
         let mut hi = _mm256_setzero_si256();
-        for b in b0..nblk.min(b0 + ROW_I16_BLOCKS) {
-            let p = w.wrapping_add(b * 32);
-            // Prefetch never faults, so the address may run past the row.
-            _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(PREFETCH) as *const i8);
-            // SAFETY: block b's 32 code bytes and 128 activations are readable (caller).
-            let (v, q0, q1, q2, q3) = unsafe {
-                let qp = q.add(b * 128) as *const u8;
-                (
-                    loadu(p),
-                    loadu(qp),
-                    loadu(qp.add(32)),
-                    loadu(qp.add(64)),
-                    loadu(qp.add(96)),
-                )
-            };
-            let v4 = _mm256_srli_epi16::<4>(v);
-            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_and_si256(v4, m3), q1));
-            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_and_si256(v, m3), q3));
-            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_and_si256(v4, m12), q0));
-            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_and_si256(v, m12), q2));
+        if b0 < whole {
+            for b in b0..b0 + ROW_I16_BLOCKS {
+                block(b, &mut lo, &mut hi);
+            }
+        } else {
+            for b in b0..nblk {
+                block(b, &mut lo, &mut hi);
+            }
         }
         acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(lo, ones));
         acc4 = _mm256_add_epi32(acc4, _mm256_madd_epi16(hi, ones));
