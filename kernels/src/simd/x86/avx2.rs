@@ -348,7 +348,7 @@ pub(super) unsafe fn tq_rows_f32<const R: usize, const TQ1: bool>(
 /// AVX2 available; the block's 52 code bytes at `blk` and 256 activations at `qs` readable.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn tq1_block(blk: *const u8, qs: *const u8, pw: &[(__m256i, __m256i); 8]) -> __m256i {
+unsafe fn tq1_block(blk: *const u8, qs: *const u8, pw: &(__m256i, __m256i)) -> __m256i {
     let mut s = _mm256_setzero_si256();
     for v in 0..8 {
         // SAFETY: the codes stay within the block's 52 code bytes, the activations within
@@ -373,7 +373,7 @@ fn reduce4(a: [__m256i; 4]) -> __m128i {
 }
 
 /// Codes `32v..32v + 32` of one block (`v < 8`), in element order: for TQ2_0 chunk `v / 4`
-/// at shift `2 (v mod 4)`; for TQ1_0 ([`tq1_powers`]) digit `v` of `qs[0..32]` for `v < 5`,
+/// at shift `2 (v mod 4)`; for TQ1_0 digit `v` of `qs[0..32]` for `v < 5`,
 /// then `qs[32..48]` (in both lanes) at digits 0/1 and 2/3, then `qs[32..48]` digit 4
 /// beside `qh`'s four digits.
 ///
@@ -381,11 +381,7 @@ fn reduce4(a: [__m256i; 4]) -> __m128i {
 /// AVX2 available; the block's code bytes (64 for TQ2_0, 52 for TQ1_0) readable at `blk`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn tq_codes<const TQ1: bool>(
-    blk: *const u8,
-    v: usize,
-    pw: &[(__m256i, __m256i); 8],
-) -> __m256i {
+unsafe fn tq_codes<const TQ1: bool>(blk: *const u8, v: usize, pw: &(__m256i, __m256i)) -> __m256i {
     // SAFETY: every load stays within the block's code bytes (caller).
     unsafe {
         if !TQ1 {
@@ -399,33 +395,36 @@ unsafe fn tq_codes<const TQ1: bool>(
             return _mm256_and_si256(shifted, _mm256_set1_epi8(3));
         }
         let mid = || _mm_loadu_si128(blk.add(32) as *const __m128i);
-        let src = match v {
-            0..5 => loadu(blk),
-            5 | 6 => _mm256_broadcastsi128_si256(mid()),
-            _ => _mm256_inserti128_si256::<1>(
-                _mm256_castsi128_si256(mid()),
-                _mm_set1_epi32((blk.add(48) as *const i32).read_unaligned()),
-            ),
+        // Byte products mod 256 by 3 as two adds (the chains of one block's vectors share
+        // their steps once inlined); only vector 7's mixed powers take the multiplies.
+        let times3 = |x: __m256i| _mm256_add_epi8(x, _mm256_add_epi8(x, x));
+        let u = match v {
+            0..5 => (0..v).fold(loadu(blk), |x, _| times3(x)),
+            5 | 6 => {
+                // ×1 in the low lane, ×3 in the high one; then ×9 for ×9 | ×27.
+                let m = _mm256_broadcastsi128_si256(mid());
+                let hi_lane = _mm256_set_epi64x(-1, -1, 0, 0);
+                let u = _mm256_add_epi8(m, _mm256_and_si256(_mm256_add_epi8(m, m), hi_lane));
+                if v == 5 { u } else { times3(times3(u)) }
+            }
+            _ => {
+                let src = _mm256_inserti128_si256::<1>(
+                    _mm256_castsi128_si256(mid()),
+                    _mm_set1_epi32((blk.add(48) as *const i32).read_unaligned()),
+                );
+                mul_pows(src, pw.0, pw.1)
+            }
         };
-        digits(src, pw[v].0, pw[v].1)
+        digit(u)
     }
 }
 
-/// The `(p_lo, p_hi)` operands of [`digits`] for each of [`tq_codes`]'s eight TQ1_0 vectors.
+/// The `(p_lo, p_hi)` operands of [`mul_pows`] for [`tq_codes`]'s last TQ1_0 vector
+/// (`qs[32..48]` times 81 beside the four `qh` bytes times 1, 3, 9 and 27).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn tq1_powers() -> [(__m256i, __m256i); 8] {
-    let u = |p: i16| (_mm256_set1_epi16(p), _mm256_set1_epi16(p));
-    [
-        u(1),
-        u(3),
-        u(9),
-        u(27),
-        u(81),
-        pow_operands(&POW_160),
-        pow_operands(&POW_192),
-        pow_operands(&POW_224),
-    ]
+fn tq1_powers() -> (__m256i, __m256i) {
+    pow_operands(&POW_224)
 }
 
 /// See [`crate::simd::KernelTable::tq2_tile_f32`] (and `tq1_tile_f32` with `TQ1`): the
@@ -540,21 +539,24 @@ pub(super) unsafe fn store_lanes(v: __m256, out: *mut f32, n: usize) {
     unsafe { core::ptr::copy_nonoverlapping(lanes.as_ptr(), out, n.min(8)) };
 }
 
-/// Base-3 digit extraction on 32 stored bytes: byte `i` gets digit `log3(pow_i)`, i.e.
-/// `(((s_i * pow_i) mod 256) * 3) >> 8`. `p_lo`/`p_hi` hold the even/odd bytes' powers
-/// as 16-bit lanes (x86 has no byte multiply).
-///
-/// Nine operations per 32 bytes. Measured against a form with two more multiplies (each
-/// byte moved to the high half of its lane, `vpmullw`, then `vpmulhuw` by 3 for the digit:
-/// eight operations): the TQ1_0 GEMV ran at half the speed on a Zen 3 core, 10.5 against
-/// 20.7 G weights/s.
+/// `(s_i * pow_i) mod 256` for every byte: `p_lo`/`p_hi` hold the even/odd bytes' powers as
+/// 16-bit lanes (x86 has no byte multiply). With [`digit`], nine operations per 32 bytes.
+/// Measured against a form with two more multiplies (each byte moved to the high half of its
+/// lane, `vpmullw`, then `vpmulhuw` by 3 for the digit: eight operations): the TQ1_0 GEMV
+/// ran at half the speed on a Zen 3 core, 10.5 against 20.7 G weights/s.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn digits(s: __m256i, p_lo: __m256i, p_hi: __m256i) -> __m256i {
+fn mul_pows(s: __m256i, p_lo: __m256i, p_hi: __m256i) -> __m256i {
     let hi_mask = _mm256_set1_epi16(0xff00u16 as i16);
     let lo = _mm256_mullo_epi16(s, p_lo);
     let hi = _mm256_mullo_epi16(_mm256_and_si256(s, hi_mask), p_hi);
-    let u = _mm256_blendv_epi8(lo, hi, hi_mask);
+    _mm256_blendv_epi8(lo, hi, hi_mask)
+}
+
+/// `(u_i * 3) >> 8` for every byte: the base-3 digit of a byte already multiplied by its power.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn digit(u: __m256i) -> __m256i {
     // (u · 3) >> 8 = [u > 85] + [u > 170] for every byte u. The unsigned compares are signed
     // ones on u ⊕ 0x80 (one flip for both); each gives −1 where true.
     let flipped = _mm256_xor_si256(u, _mm256_set1_epi8(-128));
@@ -562,7 +564,7 @@ fn digits(s: __m256i, p_lo: __m256i, p_hi: __m256i) -> __m256i {
     _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(gt(85), gt(170)))
 }
 
-/// Splits 32 per-byte powers into the `(p_lo, p_hi)` operands of [`digits`].
+/// Splits 32 per-byte powers into the `(p_lo, p_hi)` operands of [`mul_pows`].
 #[inline]
 #[target_feature(enable = "avx2")]
 fn pow_operands(pows: &[u8; 32]) -> (__m256i, __m256i) {
@@ -585,8 +587,6 @@ const fn pows(lo_half: [u8; 16], hi_half: [u8; 16]) -> [u8; 32] {
     out
 }
 
-const POW_160: [u8; 32] = pows([1; 16], [3; 16]);
-const POW_192: [u8; 32] = pows([9; 16], [27; 16]);
 const POW_224: [u8; 32] = pows(
     [81; 16],
     [1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27],
