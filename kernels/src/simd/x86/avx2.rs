@@ -395,14 +395,18 @@ unsafe fn tq_codes<const TQ1: bool>(blk: *const u8, v: usize, pw: &(__m256i, __m
             return _mm256_and_si256(shifted, _mm256_set1_epi8(3));
         }
         let mid = || _mm_loadu_si128(blk.add(32) as *const __m128i);
+        // The products are taken on the bytes ⊕ 0x80 (x + 128 mod 256): every power of 3 is
+        // odd, so 128 · 3ᵏ ≡ 128 and each product comes out flipped too, as [`digit`] wants
+        // it (one flip per source instead of one per vector).
+        let flip = |x: __m256i| _mm256_xor_si256(x, _mm256_set1_epi8(-128));
         // Byte products mod 256 by 3 as two adds (the chains of one block's vectors share
         // their steps once inlined); only vector 7's mixed powers take the multiplies.
         let times3 = |x: __m256i| _mm256_add_epi8(x, _mm256_add_epi8(x, x));
         let u = match v {
-            0..5 => (0..v).fold(loadu(blk), |x, _| times3(x)),
+            0..5 => (0..v).fold(flip(loadu(blk)), |x, _| times3(x)),
             5 | 6 => {
                 // ×1 in the low lane, ×3 in the high one; then ×9 for ×9 | ×27.
-                let m = _mm256_broadcastsi128_si256(mid());
+                let m = flip(_mm256_broadcastsi128_si256(mid()));
                 let hi_lane = _mm256_set_epi64x(-1, -1, 0, 0);
                 let u = _mm256_add_epi8(m, _mm256_and_si256(_mm256_add_epi8(m, m), hi_lane));
                 if v == 5 { u } else { times3(times3(u)) }
@@ -412,7 +416,7 @@ unsafe fn tq_codes<const TQ1: bool>(blk: *const u8, v: usize, pw: &(__m256i, __m
                     _mm256_castsi128_si256(mid()),
                     _mm_set1_epi32((blk.add(48) as *const i32).read_unaligned()),
                 );
-                mul_pows(src, pw.0, pw.1)
+                mul_pows(flip(src), pw.0, pw.1)
             }
         };
         digit(u)
@@ -553,14 +557,14 @@ fn mul_pows(s: __m256i, p_lo: __m256i, p_hi: __m256i) -> __m256i {
     _mm256_blendv_epi8(lo, hi, hi_mask)
 }
 
-/// `(u_i * 3) >> 8` for every byte: the base-3 digit of a byte already multiplied by its power.
+/// `(u_i * 3) >> 8` for every byte `u_i` of a product given flipped (`f = u ⊕ 0x80`): the
+/// base-3 digit of a byte already multiplied by its power.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn digit(u: __m256i) -> __m256i {
+fn digit(f: __m256i) -> __m256i {
     // (u · 3) >> 8 = [u > 85] + [u > 170] for every byte u. The unsigned compares are signed
-    // ones on u ⊕ 0x80 (one flip for both); each gives −1 where true.
-    let flipped = _mm256_xor_si256(u, _mm256_set1_epi8(-128));
-    let gt = |t: u8| _mm256_cmpgt_epi8(flipped, _mm256_set1_epi8((t ^ 0x80) as i8));
+    // ones on u ⊕ 0x80; each gives −1 where true.
+    let gt = |t: u8| _mm256_cmpgt_epi8(f, _mm256_set1_epi8((t ^ 0x80) as i8));
     _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(gt(85), gt(170)))
 }
 
