@@ -428,7 +428,7 @@ unsafe fn tq_codes<const TQ1: bool>(blk: *const u8, v: usize, pw: &(__m256i, __m
 #[inline]
 #[target_feature(enable = "avx2")]
 fn tq1_powers() -> (__m256i, __m256i) {
-    pow_operands(&POW_224)
+    pow_operands(&QH_POWS)
 }
 
 /// See [`crate::simd::KernelTable::tq2_tile_f32`] (and `tq1_tile_f32` with `TQ1`): the
@@ -580,21 +580,12 @@ fn pow_operands(pows: &[u8; 32]) -> (__m256i, __m256i) {
     )
 }
 
-const fn pows(lo_half: [u8; 16], hi_half: [u8; 16]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < 16 {
-        out[i] = lo_half[i];
-        out[16 + i] = hi_half[i];
-        i += 1;
-    }
-    out
-}
-
-const POW_224: [u8; 32] = pows(
-    [81; 16],
-    [1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27],
-);
+/// The per-byte powers of [`tq_codes`]'s last TQ1_0 vector: 81 for `qs[32..48]` (low lane),
+/// then 1, 3, 9, 27 for the four repeats of the `qh` bytes (high lane).
+const QH_POWS: [u8; 32] = [
+    81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, //
+    1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27,
+];
 
 /// See [`crate::simd::KernelTable::tq1_dot`]. Decodes each block into eight vectors of 32
 /// codes in element order ([`tq_codes`]) and multiplies them with the matching activations
