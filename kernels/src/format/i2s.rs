@@ -396,6 +396,11 @@ fn gemm_i2_by_tokens(
     });
 }
 
+/// Rows per `i2_dot` call in decode (a whole 32-row task of the executor): the call's checks
+/// and dispatch were a visible share of a hot GEMV at four rows a call (2560 columns are 20
+/// blocks a row), and the sums fit a small stack array.
+const DECODE_ROWS: usize = 32;
+
 /// [`gemm_i2`] of one token or a short prompt (threads split the rows), over activations `q`
 /// as the ISA's `i2_arrange` leaves them.
 #[allow(clippy::too_many_arguments)]
@@ -416,11 +421,11 @@ fn gemm_i2_arranged(
     exec.for_row_chunks(rows, tokens, rows * cols * tokens, y, |r0, out| {
         let nr = out.len() / tokens;
         if tokens == 1 {
-            // Decode: rows in groups, one activation vector.
+            // Decode: the chunk's rows in runs of `DECODE_ROWS` per kernel call.
             let mut r = 0;
             while r < nr {
-                let m = (nr - r).min(4);
-                let mut s = [0i32; 4];
+                let m = (nr - r).min(DECODE_ROWS);
+                let mut s = [0i32; DECODE_ROWS];
                 (k.i2_dot)(&codes[(r0 + r) * stride..], stride, nblk, q, &mut s[..m]);
                 for (i, &si) in s[..m].iter().enumerate() {
                     out[r + i] = finish_i2(si, a.sum[0], a.scale[0], w_scale);

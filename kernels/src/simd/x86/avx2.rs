@@ -94,7 +94,7 @@ unsafe fn i2_row(w: *const u8, nblk: usize, q: *const i8) -> i32 {
 ///
 /// # Safety
 /// AVX2 available; `w` readable for `(out.len()-1)*stride + nblk*32` bytes, `q` for
-/// `nblk*128`; `out.len()` in 1..=4.
+/// `nblk*128`; `out.len()` ≥ 1.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn i2_dot(
     w: *const u8,

@@ -99,7 +99,7 @@ unsafe fn i2_row(w: *const u8, nblk: usize, q: *const i8) -> i32 {
 ///
 /// # Safety
 /// AVX-512 F/BW/VL + VNNI available; `w` readable for `(out.len()-1)*stride + nblk*32`
-/// bytes, `q` for `ceil(nblk/2)*256`; `out.len()` in 1..=4.
+/// bytes, `q` for `ceil(nblk/2)*256`; `out.len()` ≥ 1.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn i2_dot(
     w: *const u8,
