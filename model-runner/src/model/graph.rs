@@ -635,7 +635,17 @@ impl<'a> Model<'a> {
         timed!(
             stages,
             attention,
-            attention(c, q, &cache, pos0, tokens, &mut s.scores, att, &self.exec)
+            attention(
+                c,
+                q,
+                &cache,
+                pos0,
+                tokens,
+                &mut s.scores,
+                att,
+                &self.exec,
+                w.wo.w.bytes()
+            )
         )
         .map_err(|source| ModelError::Compute {
             layer,
@@ -972,6 +982,12 @@ const F32_MAC_WEIGHT: usize = 8;
 /// Each score is `0 + q[0]·k[0] + q[1]·k[1] + …` summed over `d` in order (unfused, as the
 /// reference); the loop runs `d` outermost over the transposed keys, so the positions form
 /// contiguous vector lanes without changing any score's summation order.
+///
+/// `then`: bytes the caller reads next (the output projection's weights). In a decode step
+/// (one token) each participant prefetches the share of them that matches its share of the
+/// heads, a run of heads' part before the run: the same contiguous split the projection's
+/// rows get, so each thread's rows are in its caches when the projection starts, fetched
+/// while attention computes instead of after it. Only cache traffic depends on it.
 #[allow(clippy::too_many_arguments)]
 fn attention(
     c: &Config,
@@ -982,6 +998,7 @@ fn attention(
     scores: &mut [f32],
     out: &mut [f32],
     exec: &Exec,
+    then: &[u8],
 ) -> bitnet_kernels::Result<()> {
     // The sums run through the ISA's unfused `dot_cols`, which gives the reference's bits:
     // one call per run of a token's query heads that share a key/value head, reading that
@@ -1027,6 +1044,10 @@ fn attention(
                     .count()
                     + 1;
                 let n_ctx = pos0 + t + 1;
+                if tokens == 1 {
+                    let (n, a, b) = (then.len(), first + i, first + i + k);
+                    bitnet_kernels::prefetch(&then[n * a / c.n_head..n * b / c.n_head]);
+                }
                 let qs = &q[t * q_dim + head * hd..][..k * hd];
                 let os = &mut outs[i * hd..(i + k) * hd];
                 let mut scs = up_to_group(sc_rows.chunks_exact_mut(cap).map(|s| &mut s[..n_ctx]));

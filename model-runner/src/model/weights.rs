@@ -30,6 +30,15 @@ impl Ternary<'_> {
         }
     }
 
+    /// The tensor's bytes as stored (codes and scales).
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Ternary::I2s(m) => m.bytes(),
+            Ternary::Tq2_0(m) => m.bytes(),
+            Ternary::Tq1_0(m) => m.bytes(),
+        }
+    }
+
     /// The packed format.
     pub fn format(&self) -> Format {
         self.matrix().format()
