@@ -512,3 +512,33 @@ fn bench_model_reports_stage_times() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// `bench model --mlock` keeps the model file locked for the whole benchmark and says so in
+/// its receipt (the tiny model is far below the usual 8 MiB memory-lock limit).
+#[test]
+fn bench_model_mlock_locks_and_says_so() {
+    let path = std::env::temp_dir().join(format!("bitnet-mlock-{}.json", std::process::id()));
+    let p = path.to_str().unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-b158-i2s.gguf");
+    let o = bitnet(&[
+        "bench",
+        "model",
+        "-m",
+        model,
+        "--no-roofline",
+        "--prompt-tokens",
+        "4",
+        "--gen",
+        "2",
+        "--mlock",
+        "--receipt",
+        p,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("model file locked in RAM (--mlock)"),
+        "receipt notes: {text}"
+    );
+    let _ = std::fs::remove_file(&path);
+}

@@ -9,6 +9,7 @@ use bitnet_runner::bench::progress::Progress;
 use bitnet_runner::bench::receipt::{self, Receipt};
 use bitnet_runner::bench::roofline::{self, ProbeConfig, Roofline};
 use bitnet_runner::bench::{Budget, model as model_bench};
+use bitnet_runner::gguf::GgufFile;
 use bitnet_runner::model::{HeadMode, StageTimes};
 use clap::{Args, Subcommand};
 
@@ -134,6 +135,27 @@ pub(crate) struct ModelArgs {
     /// rounds met it (a shared machine's bandwidth moves by tens of percent within minutes).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
+    /// Lock the model file's pages in RAM (mlock) for the whole benchmark, so that page
+    /// reclaim while the model sits idle (the roofline probe, the gaps between runs) cannot
+    /// evict them or break their 2 MiB pages; needs a memory-lock limit (`ulimit -l`) of at
+    /// least the file size.
+    #[arg(long)]
+    mlock: bool,
+}
+
+/// With `--mlock`: the model file mapped and locked for as long as the value lives (each
+/// run maps the file again; the locked pages are the ones it finds).
+fn lock_model(a: &ModelArgs, path: &Path, r: &mut Receipt) -> Result<Option<GgufFile>, String> {
+    if !a.mlock {
+        return Ok(None);
+    }
+    let file = GgufFile::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    file.lock().map_err(|e| {
+        format!("--mlock: {e} (raise the limit with `ulimit -l`, or run without --mlock)")
+    })?;
+    r.notes
+        .push("model file locked in RAM (--mlock) for the whole benchmark".into());
+    Ok(Some(file))
 }
 
 pub(crate) fn run(cmd: BenchCmd) -> CliResult {
@@ -472,6 +494,7 @@ fn run_model(a: ModelArgs) -> CliResult {
     let mut r = Receipt::new("model");
     let path = bench_model_path(&a)?;
     r.model = Some(model_bench::model_info(&path)?);
+    let _locked = lock_model(&a, &path, &mut r)?;
     let mut progress = Progress::new(2, !a.json);
     // The model first: the probe's large buffer would otherwise set the peak RSS.
     progress.step("model: load, prompt, decode");
@@ -702,6 +725,7 @@ fn run_model_targets(a: ModelArgs) -> CliResult {
     let path = bench_model_path(&a)?;
     let mut r = Receipt::new("model");
     r.model = Some(model_bench::model_info(&path)?);
+    let _locked = lock_model(&a, &path, &mut r)?;
     let mut threads = vec![1, n];
     threads.dedup();
     let heads = [HeadMode::Stored, HeadMode::Int8];
