@@ -121,9 +121,13 @@ pub fn synth_model(spec: &str, progress: impl FnMut(u64, u64)) -> Result<PathBuf
 }
 
 /// Loads `path`, runs a `prompt_tokens` prompt (pseudo-random ids below the special tokens)
-/// and `gen_tokens` greedy decode steps on `isa` and `threads`.
+/// and `gen_tokens` greedy decode steps on `isa` and `threads`. `opened`: `path` already
+/// opened (and locked in RAM, for `--mlock`), used instead of a new mapping; the load time
+/// then leaves out the opening.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     path: &Path,
+    opened: Option<&GgufFile>,
     prompt_tokens: usize,
     gen_tokens: usize,
     isa: Isa,
@@ -133,8 +137,15 @@ pub fn run(
 ) -> Result<ModelFigures, String> {
     let exec = Exec::new(isa, threads).map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let file = GgufFile::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut model = Model::load(&file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let own;
+    let file = match opened {
+        Some(f) => f,
+        None => {
+            own = GgufFile::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            &own
+        }
+    };
+    let mut model = Model::load(file).map_err(|e| format!("{}: {e}", path.display()))?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     model.set_exec(exec);
     model.set_kv_type(kv);
