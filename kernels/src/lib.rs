@@ -29,7 +29,7 @@ pub use format::tq1_0::Tq1_0;
 pub use format::tq2_0::Tq2_0;
 pub use format::{Format, TernaryMatrix};
 pub use isa::Isa;
-pub use simd::prefetch;
+pub use simd::prefetch_l2;
 
 /// Test data shared by the unit tests.
 #[cfg(test)]

@@ -117,10 +117,13 @@ pub(crate) fn table(isa: Isa) -> Result<&'static KernelTable> {
     })
 }
 
-/// Asks for `bytes` to be brought into the L2 cache, one prefetch per 64-byte line; a
-/// hint only (it never faults and changes no value). No-op off x86.
+/// Asks for `bytes` to be brought into the L2 cache (`prefetcht1`; L3 keeps the lines L2
+/// evicts), one prefetch per 64-byte line, without waiting for them (a long run can still
+/// stall on the core's outstanding misses): for weights a later call reads, fetched while
+/// the caller computes on other data. A hint only (it never faults and changes no value).
+/// No-op off x86.
 #[inline]
-pub(crate) fn prefetch_l2(bytes: &[u8]) {
+pub fn prefetch_l2(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     for line in bytes.chunks(64) {
         // SAFETY: a prefetch of an address inside `bytes` reads nothing architecturally.
@@ -335,36 +338,17 @@ pub(crate) fn check_dot_cols<T>(
     (len, n)
 }
 
-/// Asks the CPU to bring `bytes` toward this core (`prefetcht1`: L2, then L3 as lines are
-/// evicted), one hint per 64-byte line, without waiting for the data (a long run of hints
-/// can still stall on the core's outstanding misses): for weights a later call will read,
-/// fetched while the caller computes on other data. Never changes a result; a no-op off
-/// x86-64.
-pub fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: SSE is part of x86-64's baseline, and a prefetch never faults.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T1 }>(
-                line.as_ptr() as *const i8
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `prefetch` takes any slice (empty, shorter than a line, unaligned, ending mid-line)
-    /// and leaves the bytes as they were.
+    /// `prefetch_l2` takes any slice (empty, shorter than a line, unaligned, ending
+    /// mid-line) and leaves the bytes as they were.
     #[test]
-    fn prefetch_takes_any_slice_and_changes_nothing() {
+    fn prefetch_l2_takes_any_slice_and_changes_nothing() {
         let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
         for (a, b) in [(0, 0), (3, 4), (1, 66), (0, 1000), (999, 1000), (17, 700)] {
-            prefetch(&bytes[a..b]);
+            prefetch_l2(&bytes[a..b]);
         }
         assert!(
             bytes

@@ -1046,7 +1046,7 @@ fn attention(
                 let n_ctx = pos0 + t + 1;
                 if tokens == 1 {
                     let (n, a, b) = (then.len(), first + i, first + i + k);
-                    bitnet_kernels::prefetch(&then[n * a / c.n_head..n * b / c.n_head]);
+                    bitnet_kernels::prefetch_l2(&then[n * a / c.n_head..n * b / c.n_head]);
                 }
                 let qs = &q[t * q_dim + head * hd..][..k * hd];
                 let os = &mut outs[i * hd..(i + k) * hd];
