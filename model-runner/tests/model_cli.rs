@@ -2,6 +2,7 @@
 //! outputs, and bad input (one error line, exit code 2).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bitnet");
@@ -460,27 +461,35 @@ fn bench_model_targets_judges_every_target() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// `bench model` prints where a warm prompt and a decode step go, stage by stage, and keeps
-/// the same figures in its receipt, per prompt and per token: every stage is there, and the
-/// stages fit inside the whole pass.
-#[test]
-fn bench_model_reports_stage_times() {
-    let path = std::env::temp_dir().join(format!("bitnet-stages-{}.json", std::process::id()));
-    let p = path.to_str().unwrap();
+/// `bench model` on the tiny model without a roofline, `prompt` and `decode` tokens, plus
+/// `extra`; its receipt goes to a temporary file named after `name`, returned with the output.
+fn bench_tiny_model(name: &str, prompt: &str, decode: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let path = std::env::temp_dir().join(format!("bitnet-{name}-{}.json", std::process::id()));
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-b158-i2s.gguf");
-    let o = bitnet(&[
+    let mut args = vec![
         "bench",
         "model",
         "-m",
         model,
         "--no-roofline",
         "--prompt-tokens",
-        "8",
+        prompt,
         "--gen",
-        "4",
+        decode,
         "--receipt",
-        p,
-    ]);
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = bitnet(&args);
+    (o, path)
+}
+
+/// `bench model` prints where a warm prompt and a decode step go, stage by stage, and keeps
+/// the same figures in its receipt, per prompt and per token: every stage is there, and the
+/// stages fit inside the whole pass.
+#[test]
+fn bench_model_reports_stage_times() {
+    let (o, path) = bench_tiny_model("stages", "8", "4", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     for line in [
@@ -517,23 +526,7 @@ fn bench_model_reports_stage_times() {
 /// its receipt (the tiny model is far below the usual 8 MiB memory-lock limit).
 #[test]
 fn bench_model_mlock_locks_and_says_so() {
-    let path = std::env::temp_dir().join(format!("bitnet-mlock-{}.json", std::process::id()));
-    let p = path.to_str().unwrap();
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-b158-i2s.gguf");
-    let o = bitnet(&[
-        "bench",
-        "model",
-        "-m",
-        model,
-        "--no-roofline",
-        "--prompt-tokens",
-        "4",
-        "--gen",
-        "2",
-        "--mlock",
-        "--receipt",
-        p,
-    ]);
+    let (o, path) = bench_tiny_model("mlock", "4", "2", &["--mlock"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
