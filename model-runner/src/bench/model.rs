@@ -120,21 +120,41 @@ pub fn synth_model(spec: &str, progress: impl FnMut(u64, u64)) -> Result<PathBuf
     Ok(path)
 }
 
-/// Loads `path`, runs a `prompt_tokens` prompt (pseudo-random ids below the special tokens)
-/// and `gen_tokens` greedy decode steps on `isa` and `threads`. `opened`: `path` already
-/// opened (and locked in RAM, for `--mlock`), used instead of a new mapping; the load time
-/// then leaves out the opening.
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    path: &Path,
-    opened: Option<&GgufFile>,
-    prompt_tokens: usize,
-    gen_tokens: usize,
-    isa: Isa,
-    threads: usize,
-    head: HeadMode,
-    kv: KvType,
-) -> Result<ModelFigures, String> {
+/// One `bench model` run: the model, the workload and the settings it runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSpec<'a> {
+    /// The GGUF file.
+    pub path: &'a Path,
+    /// `path` already opened (and locked in RAM, for `--mlock`), used instead of a new
+    /// mapping; the load time then leaves out the opening.
+    pub opened: Option<&'a GgufFile>,
+    /// Prompt length in tokens (at least 1).
+    pub prompt_tokens: usize,
+    /// Greedy decode steps after the prompt.
+    pub gen_tokens: usize,
+    /// Kernels' ISA.
+    pub isa: Isa,
+    /// Threads of the run.
+    pub threads: usize,
+    /// Output head.
+    pub head: HeadMode,
+    /// KV cache element type.
+    pub kv: KvType,
+}
+
+/// Loads `spec.path`, runs a `prompt_tokens` prompt (pseudo-random ids below the special
+/// tokens) and `gen_tokens` greedy decode steps on `isa` and `threads`.
+pub fn run(spec: &RunSpec<'_>) -> Result<ModelFigures, String> {
+    let RunSpec {
+        path,
+        opened,
+        prompt_tokens,
+        gen_tokens,
+        isa,
+        threads,
+        head,
+        kv,
+    } = *spec;
     let exec = Exec::new(isa, threads).map_err(|e| e.to_string())?;
     let t = Instant::now();
     let own;

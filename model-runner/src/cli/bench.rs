@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use bitnet_kernels::{Format, Isa};
 use bitnet_runner::bench::kernels::{self, Config, Op, Regime, Shape};
+use bitnet_runner::bench::model::RunSpec;
 use bitnet_runner::bench::progress::Progress;
 use bitnet_runner::bench::receipt::{self, Receipt};
 use bitnet_runner::bench::roofline::{self, ProbeConfig, Roofline};
@@ -500,16 +501,16 @@ fn run_model(a: ModelArgs) -> CliResult {
     progress.step("model: load, prompt, decode");
     let head = super::head_arg(&a.head)?;
     let kv = super::kv_arg(&a.kv)?;
-    let m = model_bench::run(
-        &path,
-        locked.as_ref(),
-        a.prompt_tokens,
-        a.gen_tokens,
+    let m = model_bench::run(&RunSpec {
+        path: &path,
+        opened: locked.as_ref(),
+        prompt_tokens: a.prompt_tokens,
+        gen_tokens: a.gen_tokens,
         isa,
         threads,
         head,
         kv,
-    )?;
+    })?;
     progress.inc();
     if !a.no_roofline {
         let mut t = vec![1, threads];
@@ -738,6 +739,16 @@ fn run_model_targets(a: ModelArgs) -> CliResult {
     let mut threads = vec![1, n];
     threads.dedup();
     let heads = [HeadMode::Stored, HeadMode::Int8];
+    let base = RunSpec {
+        path: &path,
+        opened: locked.as_ref(),
+        prompt_tokens: a.prompt_tokens,
+        gen_tokens: a.gen_tokens,
+        isa,
+        threads: n,
+        head: HeadMode::Stored,
+        kv,
+    };
     let rounds = a.rounds as usize;
     let mut progress = Progress::new(rounds * (heads.len() * threads.len() + 1), !a.json);
     let mut judged = Vec::new();
@@ -753,16 +764,11 @@ fn run_model_targets(a: ModelArgs) -> CliResult {
         for head in heads {
             for &t in &threads {
                 progress.step(&format!("{tag}model: head {}, {t} thread(s)", head.name()));
-                let m = model_bench::run(
-                    &path,
-                    locked.as_ref(),
-                    a.prompt_tokens,
-                    a.gen_tokens,
-                    isa,
-                    t,
+                let m = model_bench::run(&RunSpec {
+                    threads: t,
                     head,
-                    kv,
-                )?;
+                    ..base
+                })?;
                 runs.push((head, t, m));
                 progress.inc();
             }
