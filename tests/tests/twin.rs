@@ -186,23 +186,43 @@ fn case(
         })
 }
 
+/// Cases of a property: `n`, or a few under Miri, which interprets every SIMD lane (about
+/// a million times slower); there the point is its checks of the unsafe SIMD layer's
+/// memory accesses and the ISAs this CPU lacks (`docs/testing.md`, Miri).
+const fn cases(n: u32) -> u32 {
+    if cfg!(miri) { 3 } else { n }
+}
+
 fn shapes(format: Format) -> impl Strategy<Value = (usize, usize, usize)> {
+    if cfg!(miri) {
+        // Small, with the tails and a prompt long enough to be split by tokens (≥ 16).
+        let cols = match format {
+            Format::I2s => (1usize..=3).prop_map(|b| b * 128).boxed(),
+            Format::Qk256 => (1usize..=600).boxed(),
+            _ => (1usize..=2).prop_map(|b| b * 256).boxed(),
+        };
+        return (
+            prop_oneof![Just(1usize), 1usize..=9].boxed(),
+            cols,
+            prop_oneof![Just(1usize), 2usize..=5, Just(17)].boxed(),
+        );
+    }
     let cols = match format {
         Format::I2s => (1usize..=24).prop_map(|b| b * 128).boxed(),
         Format::Qk256 => (1usize..=1600).boxed(),
         _ => (1usize..=8).prop_map(|b| b * 256).boxed(),
     };
     (
-        prop_oneof![Just(1usize), 1usize..=70],
+        prop_oneof![Just(1usize), 1usize..=70].boxed(),
         cols,
-        prop_oneof![Just(1usize), 1usize..=9],
+        prop_oneof![Just(1usize), 1usize..=9].boxed(),
     )
 }
 
 macro_rules! twin_test {
     ($name:ident, $format:expr, $code_max:expr, $cases:expr) => {
         proptest! {
-            #![proptest_config(ProptestConfig { cases: $cases, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig { cases: cases($cases), ..ProptestConfig::default() })]
             #[test]
             fn $name(c in shapes($format).prop_flat_map(|(r, c, t)| case($format, r, c, t, $code_max))) {
                 check_case(&c)?;
@@ -220,7 +240,7 @@ twin_test!(twin_tq2_0_code3, Format::Tq2_0, 3, 12);
 twin_test!(twin_tq1_0, Format::Tq1_0, 2, 40);
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     /// bitnet.cpp per-token int8 quantization: q, scale and Σq equal the twin's on every ISA.
     #[test]
@@ -308,7 +328,7 @@ fn in_order_mean(x: &[f32]) -> f32 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
 
     /// The RMSNorm mean taken in lanes with its bracket check has the in-order sum's bits,
     /// over rows whose squares span ±120 binary orders of magnitude (so their f64 sums
@@ -491,6 +511,7 @@ fn quantized_activations_are_reusable_and_checked() {
 /// with a remainder, and output-transpose blocks of 16 with a tail; 5 tokens: a prompt too
 /// short to split by tokens; an odd row count leaves a lone last row of a row pair.
 #[test]
+#[cfg_attr(miri, ignore = "701 x 2560 x 37 tokens: hours under Miri")]
 fn threads_split_rows_without_changing_bits() {
     use bitnet_reference::testdata::SplitMix64;
     let (rows, cols) = (701, 2560);
@@ -557,6 +578,7 @@ fn threads_split_rows_without_changing_bits() {
 /// kept only where it is the correctly rounded one by a margin libm's `expf` respects)
 /// checked against this platform's libm, input by input.
 #[test]
+#[cfg_attr(miri, ignore = "2.2e9 inputs")]
 fn exp_f32_has_libm_bits_for_every_input() {
     let step = if cfg!(debug_assertions) { 61 } else { 1 };
     // Bit patterns: [+0, 88] and [-0, -87], then a sample of all 2³² patterns.
@@ -607,4 +629,29 @@ fn exp_f32_has_libm_bits_for_every_input() {
             }
         }
     }
+}
+
+/// Under Miri the ISAs are the compile-time target features (Miri's feature detection reads
+/// them): with `.ci/miri`'s flags every ISA must be there, or the Miri run would check the
+/// scalar path alone and pass for the wrong reason.
+#[test]
+#[cfg(miri)]
+fn miri_runs_every_isa_its_target_features_enable() {
+    let avx2 = cfg!(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ));
+    let vnni = avx2
+        && cfg!(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vl",
+            target_feature = "avx512dq",
+            target_feature = "avx512cd",
+            target_feature = "avx512vnni"
+        ));
+    assert_eq!(Isa::Avx2.is_available(), avx2);
+    assert_eq!(Isa::Avx512Vnni.is_available(), vnni);
+    eprintln!("ISAs under Miri: {:?}", Isa::available());
 }
