@@ -194,28 +194,26 @@ const fn cases(n: u32) -> u32 {
 }
 
 fn shapes(format: Format) -> impl Strategy<Value = (usize, usize, usize)> {
-    if cfg!(miri) {
-        // Small, with the tails and a prompt long enough to be split by tokens (≥ 16).
-        let cols = match format {
-            Format::I2s => (1usize..=3).prop_map(|b| b * 128).boxed(),
-            Format::Qk256 => (1usize..=600).boxed(),
-            _ => (1usize..=2).prop_map(|b| b * 256).boxed(),
-        };
-        return (
-            prop_oneof![Just(1usize), 1usize..=9].boxed(),
-            cols,
-            prop_oneof![Just(1usize), 2usize..=5, Just(17)].boxed(),
-        );
-    }
+    // Under Miri: small, with the tails and a prompt long enough to be split by tokens (≥ 16).
+    let miri = cfg!(miri);
     let cols = match format {
-        Format::I2s => (1usize..=24).prop_map(|b| b * 128).boxed(),
-        Format::Qk256 => (1usize..=1600).boxed(),
-        _ => (1usize..=8).prop_map(|b| b * 256).boxed(),
+        Format::I2s => (1usize..=if miri { 3 } else { 24 })
+            .prop_map(|b| b * 128)
+            .boxed(),
+        Format::Qk256 => (1usize..=if miri { 600 } else { 1600 }).boxed(),
+        _ => (1usize..=if miri { 2 } else { 8 })
+            .prop_map(|b| b * 256)
+            .boxed(),
+    };
+    let tokens = if miri {
+        prop_oneof![Just(1usize), 2usize..=5, Just(17)].boxed()
+    } else {
+        prop_oneof![Just(1usize), 1usize..=9].boxed()
     };
     (
-        prop_oneof![Just(1usize), 1usize..=70].boxed(),
+        prop_oneof![Just(1usize), 1usize..=if miri { 9 } else { 70 }],
         cols,
-        prop_oneof![Just(1usize), 1usize..=9].boxed(),
+        tokens,
     )
 }
 
