@@ -514,11 +514,12 @@ pub(super) unsafe fn tq_tile_step(
 ) -> __m256 {
     let d = h.map(|h| _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h))));
     let sums = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(s[0]), s[1]);
-    // SAFETY: four entries at bsum and dx (caller).
+    // SAFETY: four entries at bsum and dx (caller). Both through unaligned loads: `dx` is
+    // only 4-byte aligned, so a `&__m128` of it would be an invalid reference (found by Miri).
     let (bs, dxv) = unsafe {
         (
             _mm256_broadcastsi128_si256(_mm_loadu_si128(bsum as *const __m128i)),
-            _mm256_broadcast_ps(&*(dx as *const __m128)),
+            _mm256_broadcast_ps(&_mm_loadu_ps(dx)),
         )
     };
     let dw = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(d[0]), d[1]);
