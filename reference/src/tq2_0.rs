@@ -129,7 +129,9 @@ pub fn pack_tq2_0_codes(codes: &[u8], scales: &[f32], rows: usize, cols: usize) 
             qs[byte] |= c << shift;
         }
         out.extend_from_slice(&qs);
-        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        // Software rounding (half's `const` form, the same bits as `from_f32`): no F16C
+        // instruction in the twin, so it also runs under Miri (which lacks `vcvtps2ph`).
+        out.extend_from_slice(&f16::from_f32_const(d).to_le_bytes());
     }
     out
 }

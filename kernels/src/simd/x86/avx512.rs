@@ -747,8 +747,7 @@ pub(super) unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
 unsafe fn f16_fma(w: &[u8], x: &[f32], i: usize, acc: __m512) -> __m512 {
     // SAFETY: the caller's bounds: 32 bytes of w from 2i, 16 floats of x from i.
     unsafe {
-        let h = _mm256_loadu_si256(w.as_ptr().add(2 * i) as *const __m256i);
-        let wv = _mm512_cvt_roundph_ps::<_MM_FROUND_CUR_DIRECTION>(h);
+        let wv = super::load_f16_zmm(w.as_ptr().add(2 * i));
         _mm512_fmadd_ps(wv, _mm512_loadu_ps(x.as_ptr().add(i)), acc)
     }
 }

@@ -49,13 +49,8 @@ impl Lanes for Zmm {
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const f16) -> __m512 {
-        // SAFETY: the caller reads 16 halves at `p` in bounds. The current-direction form
-        // keeps the load folded into `vcvtph2ps` (see `avx512::dot_f16`); exact either way.
-        unsafe {
-            _mm512_cvt_roundph_ps::<_MM_FROUND_CUR_DIRECTION>(_mm256_loadu_si256(
-                p as *const __m256i,
-            ))
-        }
+        // SAFETY: the caller reads 16 halves at `p` in bounds, with the ISA's features.
+        unsafe { super::load_f16_zmm(p as *const u8) }
     }
     #[inline(always)]
     unsafe fn mul_add(a: __m512, x: __m512, v: __m512) -> __m512 {

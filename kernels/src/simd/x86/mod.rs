@@ -28,6 +28,34 @@ const PREFETCH: usize = 8192;
 use crate::act::BlockQ8K;
 use crate::format::{tq1_0, tq2_0};
 
+/// Sixteen halves at `p` widened to f32 (exact). The current-direction form keeps the load
+/// folded into `vcvtph2ps`. Miri has no 512-bit `vcvtph2ps`: under it the two 256-bit halves
+/// are widened apart, which gives the same bits (every half is an f32), so `.ci/miri` runs the
+/// AVX-512 F16 kernels through this one line of difference.
+///
+/// # Safety
+/// AVX-512 F and F16C available; 32 bytes readable at `p`.
+#[inline(always)]
+unsafe fn load_f16_zmm(p: *const u8) -> core::arch::x86_64::__m512 {
+    use core::arch::x86_64::*;
+    // SAFETY: the caller's contract: the features, and 32 bytes at `p`.
+    unsafe {
+        let h = _mm256_loadu_si256(p as *const __m256i);
+        #[cfg(not(miri))]
+        let v = _mm512_cvt_roundph_ps::<_MM_FROUND_CUR_DIRECTION>(h);
+        #[cfg(miri)]
+        let v = {
+            let lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+            let hi = _mm256_castps_pd(_mm256_cvtph_ps(_mm256_extracti128_si256::<1>(h)));
+            _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                _mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                hi,
+            ))
+        };
+        v
+    }
+}
+
 /// `(block bytes, offset of the f16 scale)` of a TQ1_0 (`tq1`) or TQ2_0 block: the scale is
 /// the block's last two bytes.
 const fn tq_block_layout(tq1: bool) -> (usize, usize) {
