@@ -8,7 +8,7 @@
 //! are each one contiguous stream:
 //! - keys transposed, in tiles of [`KV_TILE`] positions:
 //!   `[layer][kv_head][position / KV_TILE][head_dim][position % KV_TILE]`, so the scores of
-//!   a tile's positions sum over `d = 0..head_dim` in order, reading 16 KiB–32 KiB in a row;
+//!   a tile's positions sum over `d = 0..head_dim` in order, reading 8 KiB (f32) in a row;
 //! - values in slabs of [`KV_TILE`] dimensions:
 //!   `[layer][kv_head][dim / KV_TILE][position][dim % KV_TILE]` (the last slab of a head
 //!   narrower when `head_dim` is not a multiple), so a weighted sum over positions reads one
@@ -156,7 +156,11 @@ impl Elements<'_> {
 }
 
 /// Columns per key tile (positions) and per value slab (dimensions); see the module docs.
-pub const KV_TILE: usize = 64;
+/// Sixteen: two AVX2 vectors or one AVX-512 vector of columns, so that `dot_cols` sums a
+/// tile for all (up to four) query heads of a KV head in one front-to-back pass, with its
+/// accumulators in registers. At 64 the AVX2 kernels had to choose between four passes per
+/// tile (one per head) and walking it at its row stride.
+pub const KV_TILE: usize = 16;
 
 /// Where each key and value element of one layer lives (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -380,11 +384,12 @@ mod tests {
     }
 
     /// The tiles and slabs attention reads hold exactly the stored keys and values: two
-    /// heads of 80 dimensions (a full and a 16-wide value slab), 70 positions (two key
-    /// tiles, the second partial), both element types.
+    /// heads of 4½ tiles' dimensions (full value slabs and a half-width one), 70 positions
+    /// (key tiles, the last partial), both element types.
     #[test]
     fn key_tiles_and_value_slabs_hold_the_stored_elements() {
-        let (cap, hd, kv_dim) = (70, 80, 160);
+        let (cap, hd) = (70, 4 * KV_TILE + KV_TILE / 2);
+        let kv_dim = 2 * hd;
         let key = |p: usize, i: usize| (p * 7 + i) as f32 % 1000.0;
         let value = |p: usize, i: usize| -((p * 13 + i) as f32 % 1000.0);
         for ty in [KvType::F32, KvType::F16] {
@@ -401,7 +406,7 @@ mod tests {
                 l.store(p0, &k, &v);
             }
             for h in 0..2 {
-                for tile in 0..2 {
+                for tile in 0..cap.div_ceil(KV_TILE) {
                     let (m, stride) = l.key_tile(h, tile);
                     assert_eq!(stride, KV_TILE);
                     assert!(matches!(m, Elements::F16(_)) == (ty == KvType::F16));
@@ -416,7 +421,8 @@ mod tests {
                         }
                     }
                 }
-                for (slab, w) in [(0, 64), (1, 16)] {
+                let widths = [KV_TILE, KV_TILE, KV_TILE, KV_TILE, KV_TILE / 2];
+                for (slab, w) in widths.into_iter().enumerate() {
                     let (m, stride) = l.value_slab(h, slab, cap);
                     assert_eq!(stride, w);
                     for (p, j) in (0..cap).flat_map(|p| (0..w).map(move |j| (p, j))) {

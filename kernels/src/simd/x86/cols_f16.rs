@@ -130,7 +130,10 @@ unsafe fn dot_cols<L: Lanes, const K: usize, const B: usize>(
         let mut acc = [[unsafe { L::zero() }; B]; K];
         for i in 0..in_place {
             // SAFETY: i·stride + j0 + width <= m.len() for i < in_place.
-            unsafe { step::<L, K, B>(&mut acc, &xs, i, m.as_ptr().add(i * stride + j0)) };
+            let row = unsafe { m.as_ptr().add(i * stride + j0) };
+            super::prefetch_cols(row, (2 * width).div_ceil(64) * 64);
+            // SAFETY: as above.
+            unsafe { step::<L, K, B>(&mut acc, &xs, i, row) };
         }
         for i in in_place..len {
             copy[..cols].copy_from_slice(&m[i * stride + j0..i * stride + j0 + cols]);
@@ -183,7 +186,9 @@ unsafe fn step<L: Lanes, const K: usize, const B: usize>(
     }
 }
 
-/// AVX-512: four vectors of 16 columns (up to 16 accumulators of 32 registers).
+/// AVX-512: every vector at once (up to 16 accumulators of 32 registers), in blocks of one
+/// vector of columns up to 16 columns (an attention tile: no lanes computed and dropped),
+/// four beyond.
 ///
 /// # Safety
 /// AVX-512 F available; shapes checked by [`crate::simd::check_dot_cols`].
@@ -196,17 +201,22 @@ pub(super) unsafe fn dot_cols_f16_zmm(
 ) {
     // SAFETY: forwarded from the caller; 4 · 16 = MAX_WIDTH.
     unsafe {
-        match xs.len() {
-            1 => dot_cols::<Zmm, 1, 4>(xs, m, stride, outs),
-            2 => dot_cols::<Zmm, 2, 4>(xs, m, stride, outs),
-            3 => dot_cols::<Zmm, 3, 4>(xs, m, stride, outs),
-            _ => dot_cols::<Zmm, 4, 4>(xs, m, stride, outs),
+        match (xs.len(), outs[0].len() <= 16) {
+            (1, true) => dot_cols::<Zmm, 1, 1>(xs, m, stride, outs),
+            (2, true) => dot_cols::<Zmm, 2, 1>(xs, m, stride, outs),
+            (3, true) => dot_cols::<Zmm, 3, 1>(xs, m, stride, outs),
+            (_, true) => dot_cols::<Zmm, 4, 1>(xs, m, stride, outs),
+            (1, false) => dot_cols::<Zmm, 1, 4>(xs, m, stride, outs),
+            (2, false) => dot_cols::<Zmm, 2, 4>(xs, m, stride, outs),
+            (3, false) => dot_cols::<Zmm, 3, 4>(xs, m, stride, outs),
+            (_, false) => dot_cols::<Zmm, 4, 4>(xs, m, stride, outs),
         }
     }
 }
 
-/// AVX2: as many vectors of 8 columns as 16 registers allow (at most 8 accumulators for
-/// three or four vectors).
+/// AVX2: every vector at once, in blocks of two vectors of columns up to 16 columns (an
+/// attention tile); beyond, as many vectors of 8 columns as 16 registers allow (at most 8
+/// accumulators for three or four vectors).
 ///
 /// # Safety
 /// AVX2 and F16C available; shapes checked by [`crate::simd::check_dot_cols`].
@@ -219,10 +229,12 @@ pub(super) unsafe fn dot_cols_f16_ymm(
 ) {
     // SAFETY: forwarded from the caller; at most 4 · 8 <= MAX_WIDTH.
     unsafe {
-        match xs.len() {
-            1 => dot_cols::<Ymm, 1, 4>(xs, m, stride, outs),
-            2 => dot_cols::<Ymm, 2, 4>(xs, m, stride, outs),
-            3 => dot_cols::<Ymm, 3, 2>(xs, m, stride, outs),
+        match (xs.len(), outs[0].len() <= 16) {
+            (1, true) => dot_cols::<Ymm, 1, 2>(xs, m, stride, outs),
+            (2, true) => dot_cols::<Ymm, 2, 2>(xs, m, stride, outs),
+            (1, false) => dot_cols::<Ymm, 1, 4>(xs, m, stride, outs),
+            (2, false) => dot_cols::<Ymm, 2, 4>(xs, m, stride, outs),
+            (3, _) => dot_cols::<Ymm, 3, 2>(xs, m, stride, outs),
             _ => dot_cols::<Ymm, 4, 2>(xs, m, stride, outs),
         }
     }

@@ -28,6 +28,24 @@ const PREFETCH: usize = 8192;
 use crate::act::BlockQ8K;
 use crate::format::{tq1_0, tq2_0};
 
+/// Bytes ahead of the row being summed that `dot_cols` prefetches (see [`prefetch_cols`]).
+const COLS_PREFETCH: usize = 8192;
+
+/// Prefetches into L2 the `bytes` (a whole number of 64-byte lines) that lie
+/// [`COLS_PREFETCH`] bytes past `p`: in the attention cache's layout (tiles and slabs one
+/// after another) the rows a later step or the next call sums. The address may lie past the
+/// matrix, even past its allocation: the pointer is formed with wrapping arithmetic and a
+/// prefetch never faults or changes a value.
+#[inline(always)]
+fn prefetch_cols<T>(p: *const T, bytes: usize) {
+    use core::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+    let ahead = p.cast::<i8>().wrapping_add(COLS_PREFETCH);
+    for line in (0..bytes).step_by(64) {
+        // SAFETY: a prefetch reads nothing architecturally, at any address.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(line)) };
+    }
+}
+
 /// Sixteen halves at `p` widened to f32 (exact). The current-direction form keeps the load
 /// folded into `vcvtph2ps`. Miri has no 512-bit `vcvtph2ps`: under it the two 256-bit halves
 /// are widened apart, which gives the same bits (every half is an f32), so `.ci/miri` runs the
@@ -488,17 +506,34 @@ impl WithSimd for AxpyF32<'_> {
     }
 }
 
-/// AVX2 `dot_cols_f32`: one vector at a time, in blocks of 64 columns (eight accumulators,
-/// of 16 registers), so that each pass reads the matrix's rows front to back: a KV tile's
-/// row is 64 columns, 256 bytes. The other vectors' passes find the tile in L2. Four vectors
-/// in blocks of 16 columns (the V4 plan on half the registers) walked each cold tile four
-/// times at a 256-byte stride instead: on a Zen 3 core, 2B-4T decode attention after a
-/// 128-token prompt took 3.8–4.4 ms per token on 2 threads against 2.1–2.4 now (1 thread:
-/// 7.1 against 3.4; after 512 tokens, 2 threads: 16.2 against 7.0). Pairs of vectors in
-/// 32-column blocks were alike (2.4–2.9).
+/// Column blocks that all of an attention call's vectors share, `B` vectors wide: the
+/// attention cache's tiles are `KV_TILE` = 16 columns (two AVX2 vectors, one AVX-512
+/// vector), so each tile is read once, front to back, for up to four heads.
+fn dot_cols_all<S: Simd, const B: usize>(
+    simd: S,
+    xs: &[&[f32]],
+    m: &[f32],
+    stride: usize,
+    outs: &mut [&mut [f32]],
+) {
+    match xs.len() {
+        1 => simd.vectorize(DotColsF32::<1, B>::new(xs, m, stride, outs)),
+        2 => simd.vectorize(DotColsF32::<2, B>::new(xs, m, stride, outs)),
+        3 => simd.vectorize(DotColsF32::<3, B>::new(xs, m, stride, outs)),
+        _ => simd.vectorize(DotColsF32::<4, B>::new(xs, m, stride, outs)),
+    }
+}
+
+/// AVX2 `dot_cols_f32`. Up to 16 columns (an attention tile): all vectors at once, two
+/// vectors of columns (at most eight accumulators of 16 registers), one pass over the tile.
+/// Wider: one vector at a time in blocks of 64 columns (eight accumulators), so that each
+/// pass reads the rows front to back and the later passes find them in L2; all vectors in
+/// 16-column blocks would walk a wide matrix at its row stride instead, which measured
+/// about half as fast from DRAM when the tiles were 64 columns wide.
 fn v3_dot_cols_f32(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
     super::check_dot_cols(xs, m, stride, outs);
     match pulp::x86::V3::try_new() {
+        Some(simd) if outs[0].len() <= 16 => dot_cols_all::<_, 2>(simd, xs, m, stride, outs),
         Some(simd) => {
             for (x, out) in xs.iter().zip(outs.iter_mut()) {
                 let one = &mut [&mut **out][..];
@@ -509,16 +544,13 @@ fn v3_dot_cols_f32(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f3
     }
 }
 
+/// AVX-512 `dot_cols_f32`: all vectors at once (32 registers: up to 16 accumulators), one
+/// vector of columns for up to 16 columns (an attention tile), four beyond.
 fn v4_dot_cols_f32(xs: &[&[f32]], m: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
     super::check_dot_cols(xs, m, stride, outs);
     match pulp::x86::V4::try_new() {
-        // 32 registers: up to 16 accumulators.
-        Some(simd) => match xs.len() {
-            1 => Simd::vectorize(simd, DotColsF32::<1, 4>::new(xs, m, stride, outs)),
-            2 => Simd::vectorize(simd, DotColsF32::<2, 4>::new(xs, m, stride, outs)),
-            3 => Simd::vectorize(simd, DotColsF32::<3, 4>::new(xs, m, stride, outs)),
-            _ => Simd::vectorize(simd, DotColsF32::<4, 4>::new(xs, m, stride, outs)),
-        },
+        Some(simd) if outs[0].len() <= 16 => dot_cols_all::<_, 1>(simd, xs, m, stride, outs),
+        Some(simd) => dot_cols_all::<_, 4>(simd, xs, m, stride, outs),
         None => v3_dot_cols_f32(xs, m, stride, outs),
     }
 }
@@ -575,6 +607,7 @@ impl<const K: usize, const B: usize> WithSimd for DotColsF32<'_, '_, K, B> {
             let mut acc = [[simd.splat_f32s(0.0); B]; K];
             for i in 0..len {
                 let at = i * stride + j0;
+                prefetch_cols(m[at..].as_ptr(), (B * lanes * 4).div_ceil(64) * 64);
                 let (v, _) = S::as_simd_f32s(&m[at..at + B * lanes]);
                 for (ah, x) in acc.iter_mut().zip(xs) {
                     let xs = simd.splat_f32s(x[i]);
