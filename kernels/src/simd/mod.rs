@@ -514,7 +514,8 @@ mod tests {
                 let h: Vec<u16> = (0..n)
                     .map(|_| match next() % 4 {
                         0 => specials[next() as usize % specials.len()],
-                        _ => half::f16::from_f32_const((next() % 2001) as f32 / 1000.0 - 1.0).to_bits(),
+                        _ => half::f16::from_f32_const((next() % 2001) as f32 / 1000.0 - 1.0)
+                            .to_bits(),
                     })
                     .collect();
                 let x: Vec<f32> = (0..n)
