@@ -505,9 +505,10 @@ fn quantized_activations_are_reusable_and_checked() {
 
 /// Large enough that the pool really splits the rows (more than 2^20 weight·token products):
 /// every format, f32 and int8, decode and prefill, gives the same bits on 1, 2 and 3
-/// threads as the twin (int8) or as the single-threaded run (f32). 37 tokens: groups of four
-/// with a remainder, and output-transpose blocks of 16 with a tail; 5 tokens: a prompt too
-/// short to split by tokens; an odd row count leaves a lone last row of a row pair.
+/// threads as the twin (int8) or as the single-threaded run (f32). 37 tokens: groups of the
+/// prefill tile (four or eight tokens) with a remainder of five, and output-transpose blocks
+/// of 16 with a tail; 23 tokens: a remainder of seven; 5 tokens: a prompt too short to split
+/// by tokens; an odd row count leaves a lone last row of a row pair.
 #[test]
 #[cfg_attr(miri, ignore = "701 x 2560 x 37 tokens: hours under Miri")]
 fn threads_split_rows_without_changing_bits() {
@@ -538,7 +539,7 @@ fn threads_split_rows_without_changing_bits() {
             let mut first_f32: Option<Vec<u32>> = None;
             for threads in 1..=3 {
                 let exec = Exec::new(isa, threads).unwrap();
-                for tokens in [1, 5, 37] {
+                for tokens in [1, 5, 23, 37] {
                     let x = &c.x[..tokens * cols];
                     let mut y = vec![0f32; tokens * rows];
                     m.gemm_i8(x, tokens, &mut y, &exec).unwrap();

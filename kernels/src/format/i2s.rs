@@ -10,6 +10,7 @@ use super::{Format, TernaryMatrix, check_gemm, check_row};
 use crate::act::{Activations, ActsI8};
 use crate::error::{KernelError, Result, check_len};
 use crate::exec::Exec;
+use crate::simd::I2_TILE_TOKENS_MAX;
 
 /// Elements per I2_S block.
 pub const BLOCK: usize = 128;
@@ -240,6 +241,10 @@ pub(crate) fn finish_i2(sumi: i32, act_sum: i32, act_scale: f32, w_scale: f32) -
 const TOKEN_SPLIT_MIN: usize = 16;
 /// Rows per chunk of the token-split prefill (a 2560-column chunk: 20 KiB of codes).
 const PREFILL_ROWS: usize = 32;
+/// Activation bytes a prefill tile's tokens may take so that they stay in a 32 KiB L1
+/// beside the row's codes: eight tokens of 2560 columns (20 KiB), four of 6912 (27 KiB;
+/// eight ran 28% slower on Zen 3).
+const TILE_ACT_BYTES: usize = 24 << 10;
 
 /// Int8-activation product over rows of 128-element I2 blocks (I2_S and QK256 share it).
 /// `stride` is the row stride in bytes; every row holds `stride / 32` blocks.
@@ -290,10 +295,10 @@ pub(crate) fn gemm_i2(
     Ok(())
 }
 
-/// The integer sums of rows `r0..r0 + nr` for the `m` (1..=4) tokens of `qt` (`q_stride`
-/// apart), token `t`'s sum of row `r0 + i` at `raw[t*raw_stride + i]`: four rows × four
-/// tokens per call where the ISA has the tile, the rest row by row; either way the same
-/// exact sums.
+/// The integer sums of rows `r0..r0 + nr` for the `m` (1..=[`I2_TILE_TOKENS_MAX`]) tokens
+/// of `qt` (`q_stride` apart), token `t`'s sum of row `r0 + i` at `raw[t*raw_stride + i]`:
+/// the ISA's tile for whole groups of four rows when `m` is its token count, the rest row
+/// by row, four tokens at a time; either way the same exact sums.
 #[allow(clippy::too_many_arguments)]
 fn token_sums(
     k: &crate::simd::KernelTable,
@@ -306,17 +311,22 @@ fn token_sums(
     raw_stride: usize,
 ) {
     let mut i0 = 0;
-    if let (Some(tile), 4, quads @ 1..) = (k.i2_dot_tile, m, nr / 4) {
+    if let (Some(tile), quads @ 1..) = (k.i2_dot_tile, nr / 4)
+        && k.i2_tile_tokens.contains(&m)
+    {
         let w = &codes[r0 * stride..];
-        tile(w, stride, nblk, quads, qt, q_stride, raw, raw_stride);
+        tile(w, stride, nblk, quads, qt, q_stride, raw, raw_stride, m);
         i0 = 4 * quads;
     }
     for i in i0..nr {
         let w = &codes[(r0 + i) * stride..(r0 + i + 1) * stride];
-        let mut s = [0i32; 4];
-        (k.i2_dot_tokens)(w, nblk, qt, q_stride, &mut s[..m]);
-        for (j, &sj) in s[..m].iter().enumerate() {
-            raw[j * raw_stride + i] = sj;
+        for t0 in (0..m).step_by(4) {
+            let mt = (m - t0).min(4);
+            let mut s = [0i32; 4];
+            (k.i2_dot_tokens)(w, nblk, &qt[t0 * q_stride..], q_stride, &mut s[..mt]);
+            for (j, &sj) in s[..mt].iter().enumerate() {
+                raw[(t0 + j) * raw_stride + i] = sj;
+            }
         }
     }
 }
@@ -325,9 +335,9 @@ fn token_sums(
 /// own tokens and writing its rows of y in place (no transpose), after arranging its own
 /// tokens' activations for the ISA's kernel (in its reused buffer, in parallel). Rows go in
 /// chunks of PREFILL_ROWS (their weights stay in L1/L2 across the chunk's token groups),
-/// tokens in groups of four (their activations stay in L1 across the chunk's rows); each
-/// weight chunk is decoded once per group of four tokens, and with the ISA's tile each
-/// activation vector is loaded once per four rows.
+/// tokens in groups of the ISA's tile (four on AVX-512, eight on AVX2; their activations
+/// stay in L1 across the chunk's rows); each weight chunk is decoded once per group, and
+/// with the AVX-512 tile each activation vector is loaded once per four rows.
 #[allow(clippy::too_many_arguments)]
 fn gemm_i2_by_tokens(
     k: &crate::simd::KernelTable,
@@ -341,20 +351,30 @@ fn gemm_i2_by_tokens(
     exec: &Exec,
 ) {
     let nblk = stride / BLOCK_BYTES;
+    // Tokens per group: the ISA tile's largest whose activations stay in L1 beside the
+    // weights, else its smallest; four without a tile.
+    let group = match (k.i2_dot_tile, k.i2_tile_tokens) {
+        (Some(_), sizes @ [.., last]) => sizes
+            .iter()
+            .copied()
+            .find(|&t| t * nblk * BLOCK <= TILE_ACT_BYTES)
+            .unwrap_or(*last),
+        _ => 4,
+    };
     // Tokens t0.. of `ys`, activations `q` (token t at `q[t * a.stride..]`).
     let chunk = |t0: usize, q: &[i8], ys: &mut [f32]| {
         let nt = ys.len() / rows;
-        let mut raw = [[0i32; PREFILL_ROWS]; 4];
+        let mut raw = [[0i32; PREFILL_ROWS]; I2_TILE_TOKENS_MAX];
         for r0 in (0..rows).step_by(PREFILL_ROWS) {
             let nr = (rows - r0).min(PREFILL_ROWS);
-            // The next chunk's weights, a share per group of four tokens, so they come from
+            // The next chunk's weights, a share per group of tokens, so they come from
             // L2 when its first group starts (a short stream per row that the hardware
             // prefetcher would not follow).
             let next = &codes[((r0 + nr) * stride).min(codes.len())..];
             let next = &next[..next.len().min(PREFILL_ROWS * stride)];
             let share = next
                 .len()
-                .div_ceil(nt.div_ceil(4))
+                .div_ceil(nt.div_ceil(group))
                 .next_multiple_of(64)
                 .max(64);
             let mut shares = next.chunks(share);
@@ -363,7 +383,7 @@ fn gemm_i2_by_tokens(
                 if let Some(part) = shares.next() {
                     crate::simd::prefetch_l2(part);
                 }
-                let m = (nt - t).min(4);
+                let m = (nt - t).min(group);
                 let toks = (&q[t * a.stride..], a.stride, m);
                 let sums = raw.as_flattened_mut();
                 token_sums(k, codes, stride, nblk, (r0, nr), toks, sums, PREFILL_ROWS);

@@ -26,13 +26,17 @@ pub(crate) struct KernelTable {
     /// (1..=4) tokens, decoding each weight chunk once for all of them (prefill). `q` in
     /// `i2_arrange` layout where the ISA has one.
     pub i2_dot_tokens: fn(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, out: &mut [i32]),
-    /// Four rows × four tokens (prefill's register tile) over `quads` groups of four rows:
-    /// `out[t*out_stride + r] = Σ_j code_r(j) · q[t*q_stride + j]` for tokens `t < 4` and rows
-    /// `r < 4*quads` at `w[r*stride..]`, each weight vector decoded once for the four tokens
-    /// (AVX-512 also loads each activation vector once for four rows; AVX2, short of
-    /// registers, runs its four-token row kernel row after row inside the one call); `q` in
-    /// `i2_arrange` layout. `None` where `i2_dot_tokens` row by row is as good.
+    /// Prefill's register tile over `quads` groups of four rows and `T` tokens, `T` one of
+    /// [`i2_tile_tokens`](Self::i2_tile_tokens): `out[t*out_stride + r] =
+    /// Σ_j code_r(j) · q[t*q_stride + j]` for tokens `t < T` and rows `r < 4*quads` at
+    /// `w[r*stride..]`, each weight vector decoded once for the `T` tokens (AVX-512: four
+    /// rows × four tokens, each activation vector loaded once for four rows; AVX2, short
+    /// of registers, runs its eight- or four-token row kernel row after row inside the one
+    /// call); `q` in `i2_arrange` layout. `None` where `i2_dot_tokens` row by row is as good.
     pub i2_dot_tile: Option<I2TileFn>,
+    /// The token counts [`i2_dot_tile`](Self::i2_dot_tile) takes, largest first, each at
+    /// most [`I2_TILE_TOKENS_MAX`].
+    pub i2_tile_tokens: &'static [usize],
     /// Rearranges one token's activations (a multiple of 256 long) into the order `i2_dot`
     /// reads them, once per token; `None` where element order is what the kernel reads.
     pub i2_arrange: Option<ArrangeFn>,
@@ -227,6 +231,9 @@ pub(crate) fn check_tq_tile(
     );
 }
 
+/// The most tokens any ISA's [`KernelTable::i2_dot_tile`] takes.
+pub(crate) const I2_TILE_TOKENS_MAX: usize = 8;
+
 /// See [`KernelTable::i2_dot_tile`].
 pub(crate) type I2TileFn = fn(
     w: &[u8],
@@ -237,9 +244,11 @@ pub(crate) type I2TileFn = fn(
     q_stride: usize,
     out: &mut [i32],
     out_stride: usize,
+    tokens: usize,
 );
 
-/// Checks the slice bounds every `i2_dot_tile` implementation relies on.
+/// Checks the slice bounds every `i2_dot_tile` implementation relies on, and that `tokens`
+/// is one of the ISA's tile sizes (`allowed`).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub(crate) fn check_i2_dot_tile(
@@ -251,8 +260,13 @@ pub(crate) fn check_i2_dot_tile(
     q_stride: usize,
     out: &[i32],
     out_stride: usize,
+    (tokens, allowed): (usize, &[usize]),
 ) {
     assert!(quads > 0, "i2_dot_tile: no rows");
+    assert!(
+        allowed.contains(&tokens) && (1..=I2_TILE_TOKENS_MAX).contains(&tokens),
+        "i2_dot_tile: tokens"
+    );
     assert!(stride >= nblk * 32, "i2_dot_tile: row stride too short");
     let rows = 4 * quads;
     assert!(
@@ -263,16 +277,22 @@ pub(crate) fn check_i2_dot_tile(
         "i2_dot_tile: weights too short"
     );
     assert!(
-        out_stride >= rows && out.len() >= 3 * out_stride + rows,
+        out_stride >= rows && out.len() >= (tokens - 1) * out_stride + rows,
         "i2_dot_tile: sums too short"
     );
-    check_i2_dot_tokens(&w[..nblk * 32], nblk, q, q_stride, 4);
+    check_i2_token_bounds(&w[..nblk * 32], nblk, q, q_stride, tokens);
 }
 
 /// Checks the slice bounds every `i2_dot_tokens` implementation relies on.
 #[inline]
 pub(crate) fn check_i2_dot_tokens(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, ntok: usize) {
     assert!((1..=4).contains(&ntok), "i2_dot_tokens: 1..=4 tokens");
+    check_i2_token_bounds(w, nblk, q, q_stride, ntok);
+}
+
+/// The weight and activation bounds of `ntok` (≥ 1) tokens' `i2_dot_tokens`.
+#[inline]
+fn check_i2_token_bounds(w: &[u8], nblk: usize, q: &[i8], q_stride: usize, ntok: usize) {
     assert!(w.len() >= nblk * 32, "i2_dot_tokens: weights too short");
     assert!(
         q_stride >= nblk.div_ceil(2) * 256,
@@ -444,11 +464,11 @@ mod tests {
         }
     }
 
-    /// The four-row × four-token tile gives, bit for bit, the sums of the ISA's one-row
-    /// kernel for every row and token: odd and even block counts (the odd last block takes
-    /// its own path), one to three groups of four rows, row strides wider than the row,
-    /// codes 0..=3 and activations at the int8 extremes; it writes nothing between the
-    /// tokens' sums.
+    /// The tile (four rows × each of `i2_tile_tokens` tokens) gives, bit for bit, the sums of the
+    /// ISA's one-row kernel for every row and token: odd and even block counts (the odd
+    /// last block takes its own path), one to three groups of four rows, row strides wider
+    /// than the row, codes 0..=3 and activations at the int8 extremes; it writes nothing
+    /// between the tokens' sums.
     #[test]
     fn i2_tile_equals_rows_of_i2_dot_tokens() {
         let mut rng = crate::testing::lcg(0x853c_49e6_748f_ea9bu64);
@@ -456,7 +476,8 @@ mod tests {
         for isa in Isa::available() {
             let k = table(isa).unwrap();
             let Some(tile) = k.i2_dot_tile else { continue };
-            for nblk in 1..=7 {
+            for (nblk, &nt) in (1..=7).zip(k.i2_tile_tokens.iter().cycle()) {
+                assert!((1..=I2_TILE_TOKENS_MAX).contains(&nt), "{isa}: tile tokens");
                 let stride = nblk * 32 + 32 * (next() as usize % 2);
                 let q_stride = nblk.div_ceil(2) * 256 + 256 * (next() as usize % 2);
                 let quads = 1 + nblk % 3;
@@ -465,7 +486,7 @@ mod tests {
                     .map(|_| next() as u8)
                     .collect();
                 let extremes = nblk % 3 == 0;
-                let elem: Vec<i8> = (0..4 * q_stride)
+                let elem: Vec<i8> = (0..nt * q_stride)
                     .map(|i| match (extremes, i % 3) {
                         (true, 0) => -128,
                         (true, _) => 127,
@@ -475,20 +496,27 @@ mod tests {
                 let q = i2_arranged(k, &elem);
                 // Sums of token t at got[t*out_stride..][..rows]; the gaps stay untouched.
                 let out_stride = rows + 3;
-                let mut got = vec![i32::MIN; 3 * out_stride + rows];
-                tile(&w, stride, nblk, quads, &q, q_stride, &mut got, out_stride);
+                let mut got = vec![i32::MIN; (nt - 1) * out_stride + rows];
+                tile(
+                    &w, stride, nblk, quads, &q, q_stride, &mut got, out_stride, nt,
+                );
                 for r in 0..rows {
-                    let mut want = [0i32; 4];
-                    (k.i2_dot_tokens)(&w[r * stride..], nblk, &q, q_stride, &mut want);
-                    for (t, &wt) in want.iter().enumerate() {
-                        assert_eq!(
-                            got[t * out_stride + r],
-                            wt,
-                            "{isa} nblk {nblk} row {r} t {t}"
-                        );
+                    for t0 in (0..nt).step_by(4) {
+                        let mt = (nt - t0).min(4);
+                        let mut want = [0i32; 4];
+                        let qt = &q[t0 * q_stride..];
+                        (k.i2_dot_tokens)(&w[r * stride..], nblk, qt, q_stride, &mut want[..mt]);
+                        for (j, &wt) in want[..mt].iter().enumerate() {
+                            let t = t0 + j;
+                            assert_eq!(
+                                got[t * out_stride + r],
+                                wt,
+                                "{isa} {nt} tokens, nblk {nblk} row {r} t {t}"
+                            );
+                        }
                     }
                 }
-                for t in 0..3 {
+                for t in 0..nt - 1 {
                     let gap = &got[t * out_stride + rows..(t + 1) * out_stride];
                     assert!(gap.iter().all(|&v| v == i32::MIN), "{isa} wrote a gap");
                 }

@@ -8,6 +8,7 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     i2_dot,
     i2_dot_tokens,
     i2_dot_tile: None,
+    i2_tile_tokens: &[4],
     i2_arrange: None,
     tq2_dot,
     tq2_arrange: None,

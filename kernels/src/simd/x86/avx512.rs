@@ -213,7 +213,11 @@ fn plane<const S: u32>(v: __m512i, three: __m512i) -> __m512i {
     _mm512_and_si512(_mm512_srli_epi16::<S>(v), three)
 }
 
-/// Four rows × four tokens, the prefill's register tile, over `quads` groups of four rows:
+/// Token counts of the AVX-512 prefill tile ([`i2_dot_tile`]).
+pub(super) const TILE_TOKENS: &[usize] = &[4];
+
+/// Four rows × four tokens (`tokens` is 4), the prefill's register tile, over `quads`
+/// groups of four rows:
 /// per pair of blocks, each row's 64 bytes are loaded once and decoded group by group to
 /// codes 0..=3 (shift and mask), each token's 64 activations of a group are loaded once, and
 /// 16 `vpdpbusd` update one accumulator per row × token. Against [`i2_row_tokens`] (one row,
@@ -236,7 +240,9 @@ pub(super) unsafe fn i2_dot_tile(
     q_stride: usize,
     out: *mut i32,
     out_stride: usize,
+    tokens: usize,
 ) {
+    debug_assert_eq!(tokens, 4, "the AVX-512 tile takes four tokens");
     for quad in 0..quads {
         // SAFETY: rows 4*quad..4*quad+4 are in bounds (caller), the rest as for this function.
         let sums = unsafe { i2_tile_sums(w.add(4 * quad * stride), stride, nblk, q, q_stride) };

@@ -89,6 +89,7 @@ pub(crate) static AVX2: KernelTable = KernelTable {
     i2_dot: avx2_i2_dot,
     i2_dot_tokens: avx2_i2_dot_tokens,
     i2_dot_tile: Some(avx2_i2_dot_tile),
+    i2_tile_tokens: avx2::TILE_TOKENS,
     i2_arrange: None,
     tq2_dot: avx2_tq2_dot,
     tq2_arrange: None,
@@ -113,6 +114,7 @@ pub(crate) static AVX512: KernelTable = KernelTable {
     i2_dot: vnni_i2_dot,
     i2_dot_tokens: vnni_i2_dot_tokens,
     i2_dot_tile: Some(vnni_i2_dot_tile),
+    i2_tile_tokens: avx512::TILE_TOKENS,
     i2_arrange: Some(avx512::arrange_pairs),
     tq2_dot: vnni_tq2_dot,
     tq2_arrange: Some(avx512::arrange_tq2),
@@ -194,12 +196,24 @@ macro_rules! i2_tile_entry {
             q_stride: usize,
             out: &mut [i32],
             out_stride: usize,
+            tokens: usize,
         ) {
-            super::check_i2_dot_tile(w, stride, nblk, quads, q, q_stride, out, out_stride);
+            super::check_i2_dot_tile(
+                w,
+                stride,
+                nblk,
+                quads,
+                q,
+                q_stride,
+                out,
+                out_stride,
+                (tokens, $isa::TILE_TOKENS),
+            );
             // SAFETY: the ISA's features are present (this table's requirement); 4*quads
-            // rows of nblk*32 bytes, stride apart, four tokens of ceil(nblk/2)*256
-            // activations (at least what either ISA's layout reads), q_stride apart, and four
-            // rows of 4*quads sums, out_stride apart (checked just above).
+            // rows of nblk*32 bytes, stride apart, `tokens` (one of the ISA's TILE_TOKENS)
+            // tokens of ceil(nblk/2)*256 activations (at least what either ISA's layout
+            // reads), q_stride apart, and `tokens` rows of 4*quads sums, out_stride apart
+            // (checked just above).
             unsafe {
                 $isa::i2_dot_tile(
                     w.as_ptr(),
@@ -210,6 +224,7 @@ macro_rules! i2_tile_entry {
                     q_stride,
                     out.as_mut_ptr(),
                     out_stride,
+                    tokens,
                 )
             }
         }
