@@ -121,18 +121,83 @@ fn detect() -> Detected {
     }
 }
 
-/// Runs `rounds` rounds of the CPU's widest int8 multiply-add instruction on registers only
-/// (AVX-512 VNNI: 12 independent `vpdpbusd`, 768 multiply-adds a round), for a roofline's
-/// compute peak: time it and divide [`INT8_MACS_PER_ROUND`] × `rounds` by the seconds.
-/// Returns a checksum, or `None` where this build has no such instruction on this CPU.
-pub fn int8_mac_peak_loop(rounds: usize) -> Option<i32> {
+/// What one run of [`int8_mac_peak_loop`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int8PeakRun {
+    /// A checksum of the results, so that the work cannot be dropped.
+    pub checksum: i32,
+    /// Multiply-adds (weight · activation products) per round.
+    pub macs_per_round: usize,
+    /// The instructions timed, for reports.
+    pub instructions: &'static str,
+}
+
+/// Runs `rounds` rounds of the CPU's widest int8 multiply-accumulate on registers only, for
+/// a roofline's compute peak: time it and divide `macs_per_round × rounds` by the seconds.
+/// AVX-512 VNNI: 12 independent `vpdpbusd` (64 products each, accumulated in i32). AVX2,
+/// which has no int8 multiply-accumulate: 12 independent `vpmaddubsw` (32 products summed
+/// in pairs to i16) each followed by the `vpaddw` that accumulates it, the least any
+/// kernel must issue per 32 products. `None` where this build has neither on this CPU.
+pub fn int8_mac_peak_loop(rounds: usize) -> Option<Int8PeakRun> {
     #[cfg(target_arch = "x86_64")]
-    if Isa::Avx512Vnni.require().is_ok() {
-        return Some(crate::simd::x86::vnni_peak_loop(rounds));
+    {
+        if Isa::Avx512Vnni.require().is_ok() {
+            return Some(Int8PeakRun {
+                checksum: crate::simd::x86::vnni_peak_loop(rounds),
+                macs_per_round: 12 * 64,
+                instructions: "vpdpbusd",
+            });
+        }
+        if Isa::Avx2.require().is_ok() {
+            return Some(Int8PeakRun {
+                checksum: crate::simd::x86::avx2_peak_loop(rounds),
+                macs_per_round: 12 * 32,
+                instructions: "vpmaddubsw + vpaddw",
+            });
+        }
     }
     let _ = rounds;
     None
 }
 
-/// Multiply-adds per round of [`int8_mac_peak_loop`].
-pub const INT8_MACS_PER_ROUND: usize = 12 * 64;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The peak loop does the work it reports: on an AVX2-only CPU its checksum is that of
+    /// a scalar model of the 12 chains (`vpmaddubsw`'s saturating pair sums of `3 · b`,
+    /// then a wrapping `vpaddw`), for 0–9 rounds; on a VNNI CPU it reports `vpdpbusd`.
+    #[test]
+    fn int8_peak_loop_does_its_rounds() {
+        let Some(run) = int8_mac_peak_loop(1) else {
+            assert!(Isa::Avx2.require().is_err());
+            return;
+        };
+        if Isa::Avx512Vnni.require().is_ok() {
+            assert_eq!((run.macs_per_round, run.instructions), (768, "vpdpbusd"));
+            return;
+        }
+        assert_eq!(
+            (run.macs_per_round, run.instructions),
+            (384, "vpmaddubsw + vpaddw")
+        );
+        for rounds in 0..10 {
+            // Every lane of chain i holds the same i16; its bytes are its signed operand.
+            let mut acc: Vec<i16> = (1..=12).map(|b: i16| b * 257).collect();
+            for _ in 0..rounds {
+                for x in acc.iter_mut() {
+                    let [lo, hi] = x.to_le_bytes().map(|b| b as i8 as i32);
+                    let pair = (3 * lo + 3 * hi).clamp(i16::MIN as i32, i16::MAX as i32);
+                    *x = x.wrapping_add(pair as i16);
+                }
+            }
+            let s = acc.iter().fold(0i16, |s, &x| s.wrapping_add(x));
+            let want = 2 * (s as u16 as i32);
+            assert_eq!(
+                int8_mac_peak_loop(rounds).unwrap().checksum,
+                want,
+                "{rounds}"
+            );
+        }
+    }
+}

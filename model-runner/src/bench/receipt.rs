@@ -581,6 +581,7 @@ mod tests {
             int8_peak_kernel: "tq2_0.gemv_i8.avx512".into(),
             int8_peak_tokens: 1,
             int8_hw_peak_gops: 0.0,
+            int8_hw_peak_instructions: String::new(),
         }
     }
 

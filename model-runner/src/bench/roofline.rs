@@ -80,11 +80,16 @@ pub struct Roofline {
     pub int8_peak_kernel: String,
     /// Tokens of the peak measurement.
     pub int8_peak_tokens: usize,
-    /// The CPU's own int8 multiply-add peak, one thread: the widest int8 multiply-add
-    /// instruction on registers only (AVX-512 VNNI `vpdpbusd`), 10^9 products per second; 0
-    /// where there is none (and in receipts written before it was measured).
+    /// The CPU's own int8 multiply-add peak, one thread: its widest int8 multiply-accumulate
+    /// on registers only (AVX-512 VNNI `vpdpbusd`; on AVX2 `vpmaddubsw` with the `vpaddw`
+    /// that accumulates it), 10^9 products per second; 0 where there is none (and in
+    /// receipts written before it was measured).
     #[serde(default)]
     pub int8_hw_peak_gops: f64,
+    /// The instructions [`int8_hw_peak_gops`](Self::int8_hw_peak_gops) timed (empty in
+    /// receipts written before it was recorded).
+    #[serde(default)]
+    pub int8_hw_peak_instructions: String,
 }
 
 impl Roofline {
@@ -125,7 +130,10 @@ impl Roofline {
             self.int8_peak_kernel = other.int8_peak_kernel.clone();
             self.int8_peak_tokens = other.int8_peak_tokens;
         }
-        self.int8_hw_peak_gops = self.int8_hw_peak_gops.max(other.int8_hw_peak_gops);
+        if other.int8_hw_peak_gops > self.int8_hw_peak_gops {
+            self.int8_hw_peak_gops = other.int8_hw_peak_gops;
+            self.int8_hw_peak_instructions = other.int8_hw_peak_instructions.clone();
+        }
     }
 
     /// The level a cache-hot working set of `bytes` lives in when `threads` threads share
@@ -237,7 +245,7 @@ pub fn probe(cfg: &ProbeConfig, mut on_step: impl FnMut(&str)) -> Roofline {
     }
     on_step("roofline: int8 peak via the kernels");
     let (peak, kernel, tokens) = int8_peak(cfg.budget);
-    let hw_peak = int8_hw_peak();
+    let (hw_peak, hw_instructions) = int8_hw_peak();
     Roofline {
         l2_cache_bytes: l2_cache,
         l3_cache_bytes: l3_cache,
@@ -252,24 +260,28 @@ pub fn probe(cfg: &ProbeConfig, mut on_step: impl FnMut(&str)) -> Roofline {
         int8_peak_kernel: kernel,
         int8_peak_tokens: tokens,
         int8_hw_peak_gops: hw_peak,
+        int8_hw_peak_instructions: hw_instructions.to_string(),
     }
 }
 
-/// Best of five ~20 ms runs of [`bitnet_kernels::isa::int8_mac_peak_loop`], G products/s;
-/// 0 without such an instruction.
-fn int8_hw_peak() -> f64 {
-    use bitnet_kernels::isa::{INT8_MACS_PER_ROUND, int8_mac_peak_loop};
+/// Best of five ~20 ms runs of [`bitnet_kernels::isa::int8_mac_peak_loop`], G products/s,
+/// and the instructions it timed; 0 without such instructions.
+fn int8_hw_peak() -> (f64, &'static str) {
+    use bitnet_kernels::isa::int8_mac_peak_loop;
     let rounds = 1 << 20;
-    let mut best = 0f64;
+    let mut best = (0f64, "");
     for _ in 0..5 {
         let t = Instant::now();
-        let Some(sum) = int8_mac_peak_loop(black_box(rounds)) else {
-            return 0.0;
+        let Some(run) = int8_mac_peak_loop(black_box(rounds)) else {
+            return (0.0, "");
         };
-        black_box(sum);
+        black_box(run.checksum);
         let s = t.elapsed().as_secs_f64();
         if s > 0.0 {
-            best = best.max((rounds * INT8_MACS_PER_ROUND) as f64 / s / 1e9);
+            let gops = (rounds * run.macs_per_round) as f64 / s / 1e9;
+            if gops > best.0 {
+                best = (gops, run.instructions);
+            }
         }
     }
     best
@@ -566,6 +578,7 @@ mod tests {
             int8_peak_kernel: "x".into(),
             int8_peak_tokens: 1,
             int8_hw_peak_gops: 0.0,
+            int8_hw_peak_instructions: String::new(),
         };
         assert_eq!(r.bandwidth(Level::Dram, 1), Some(10.0));
         assert_eq!(r.bandwidth(Level::Dram, 4), Some(15.0));
@@ -585,6 +598,7 @@ mod tests {
         second.int8_peak_gops = 2.0;
         second.int8_peak_kernel = "y".into();
         second.int8_hw_peak_gops = 3.0;
+        second.int8_hw_peak_instructions = "z".into();
         first.keep_best(&second);
         assert_eq!(first.dram_read_gbps, vec![bw(1, 11.0), bw(2, 15.0)]);
         assert_eq!(first.l3_read_gbps, vec![bw(1, 80.0)]);
@@ -593,6 +607,12 @@ mod tests {
             (first.int8_peak_gops, first.int8_peak_kernel.as_str()),
             (2.0, "y")
         );
-        assert_eq!(first.int8_hw_peak_gops, 3.0);
+        assert_eq!(
+            (
+                first.int8_hw_peak_gops,
+                first.int8_hw_peak_instructions.as_str()
+            ),
+            (3.0, "z")
+        );
     }
 }

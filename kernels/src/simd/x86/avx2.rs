@@ -24,6 +24,25 @@ pub(super) fn hsum(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
+/// `rounds` rounds of 12 independent `vpmaddubsw` + `vpaddw` pairs on registers (no
+/// loads): AVX2's int8 multiply-accumulate peak of one core. Each chain feeds its sum back
+/// as the signed operand, so no product is loop-invariant (the values saturate; the timing
+/// does not depend on them). Returns a checksum so the work cannot be dropped.
+#[target_feature(enable = "avx2")]
+pub(super) fn maddubs_peak_loop(rounds: usize) -> i32 {
+    let a = _mm256_set1_epi8(3);
+    let mut acc: [__m256i; 12] = core::array::from_fn(|i| _mm256_set1_epi8(i as i8 + 1));
+    for _ in 0..rounds {
+        for x in acc.iter_mut() {
+            *x = _mm256_add_epi16(*x, _mm256_maddubs_epi16(a, *x));
+        }
+    }
+    let s = acc
+        .iter()
+        .fold(_mm256_setzero_si256(), |s, &x| _mm256_add_epi16(s, x));
+    _mm256_extract_epi16::<0>(s) + _mm256_extract_epi16::<15>(s)
+}
+
 /// Blocks whose 16-bit sums [`i2_row`] adds before widening (see there).
 const ROW_I16_BLOCKS: usize = 4;
 

@@ -182,6 +182,13 @@ pub(crate) fn vnni_peak_loop(rounds: usize) -> i32 {
     unsafe { avx512::dpbusd_peak_loop(rounds) }
 }
 
+/// See [`crate::isa::int8_mac_peak_loop`]: 12 × 32 multiply-adds per round.
+pub(crate) fn avx2_peak_loop(rounds: usize) -> i32 {
+    // SAFETY: only called after `Isa::require` confirmed AVX2 (register operands only, no
+    // memory access).
+    unsafe { avx2::maddubs_peak_loop(rounds) }
+}
+
 /// A prefill tile entry of the kernel table: checks the bounds, then runs the ISA's
 /// four-row × four-token tile.
 macro_rules! i2_tile_entry {
