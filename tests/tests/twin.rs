@@ -205,10 +205,12 @@ fn shapes(format: Format) -> impl Strategy<Value = (usize, usize, usize)> {
             .prop_map(|b| b * 256)
             .boxed(),
     };
+    // Prompts of 16 tokens and more go through the token-split prefill (tiles of four or
+    // eight tokens, and a remainder).
     let tokens = if miri {
         prop_oneof![Just(1usize), 2usize..=5, Just(17)].boxed()
     } else {
-        prop_oneof![Just(1usize), 1usize..=9].boxed()
+        prop_oneof![2 => Just(1usize), 2 => 1usize..=9, 1 => 16usize..=40].boxed()
     };
     (
         prop_oneof![Just(1usize), 1usize..=if miri { 9 } else { 70 }],
