@@ -514,7 +514,7 @@ impl AnyMatrix<'_> {
 /// arbitrary matrix of any format with arbitrary activations, on every available ISA with 1
 /// and 2 threads, against the reference twin.
 ///
-/// Input: format, rows (1..=64), a width selector, tokens (1..=4), activation mode, an f32
+/// Input: format, rows (1..=64), a width selector, tokens (1..=4 or 16..=40), activation mode, an f32
 /// weight scale, an f32 activation scale; then the packed weights (cycled to the exact
 /// length) and the activations (cycled).
 pub fn gemm_int8(data: &[u8]) {
@@ -531,7 +531,14 @@ pub fn gemm_int8(data: &[u8]) {
         Format::Qk256 => 1 + k % 1100,
         Format::Tq2_0 | Format::Tq1_0 => 256 * (1 + k % 4),
     };
-    let tokens = 1 + (src.u8() % 4) as usize;
+    // Mostly 1-4 tokens; an eighth of the bytes give a prompt of 16-40, which the I2 formats
+    // split by tokens (their prefill tiles of four or eight tokens, and a remainder).
+    let t = src.u8();
+    let tokens = if t >= 0xE0 {
+        16 + (t % 25) as usize
+    } else {
+        1 + (t % 4) as usize
+    };
     let act_mode = src.u8();
     let w_scale_raw = src.f32();
     let act_scale = src.f32();
