@@ -297,8 +297,8 @@ pub(crate) fn gemm_i2(
 
 /// The integer sums of rows `r0..r0 + nr` for the `m` (1..=[`I2_TILE_TOKENS_MAX`]) tokens
 /// of `qt` (`q_stride` apart), token `t`'s sum of row `r0 + i` at `raw[t*raw_stride + i]`:
-/// the ISA's tile for whole groups of four rows when `m` is its token count, the rest row
-/// by row, four tokens at a time; either way the same exact sums.
+/// the ISA's tile for whole groups of four rows when `m` is one of its token counts, the
+/// rest row by row, four tokens at a time; either way the same exact sums.
 #[allow(clippy::too_many_arguments)]
 fn token_sums(
     k: &crate::simd::KernelTable,
@@ -335,8 +335,9 @@ fn token_sums(
 /// own tokens and writing its rows of y in place (no transpose), after arranging its own
 /// tokens' activations for the ISA's kernel (in its reused buffer, in parallel). Rows go in
 /// chunks of PREFILL_ROWS (their weights stay in L1/L2 across the chunk's token groups),
-/// tokens in groups of the ISA's tile (four on AVX-512, eight on AVX2; their activations
-/// stay in L1 across the chunk's rows); each weight chunk is decoded once per group, and
+/// tokens in groups of the ISA's tile (four on AVX-512; on AVX2 eight, four for rows too
+/// long for eight tokens' activations to stay in L1 across the chunk's rows, which is what
+/// the groups are for); each weight chunk is decoded once per group, and
 /// with the AVX-512 tile each activation vector is loaded once per four rows.
 #[allow(clippy::too_many_arguments)]
 fn gemm_i2_by_tokens(
