@@ -217,8 +217,7 @@ fn plane<const S: u32>(v: __m512i, three: __m512i) -> __m512i {
 pub(super) const TILE_TOKENS: &[usize] = &[4];
 
 /// Four rows × four tokens (`tokens` is 4), the prefill's register tile, over `quads`
-/// groups of four rows:
-/// per pair of blocks, each row's 64 bytes are loaded once and decoded group by group to
+/// groups of four rows: per pair of blocks, each row's 64 bytes are loaded once and decoded group by group to
 /// codes 0..=3 (shift and mask), each token's 64 activations of a group are loaded once, and
 /// 16 `vpdpbusd` update one accumulator per row × token. Against [`i2_row_tokens`] (one row,
 /// four tokens, masks in place) that is 20 loads per 64 `vpdpbusd` instead of 68, for 28

@@ -189,8 +189,8 @@ pub(crate) fn avx2_peak_loop(rounds: usize) -> i32 {
     unsafe { avx2::maddubs_peak_loop(rounds) }
 }
 
-/// A prefill tile entry of the kernel table: checks the bounds, then runs the ISA's
-/// four-row × four-token tile.
+/// A prefill tile entry of the kernel table: checks the bounds and the token count (one of
+/// the ISA's `TILE_TOKENS`), then runs the ISA's tile.
 macro_rules! i2_tile_entry {
     ($name:ident, $isa:ident) => {
         #[allow(clippy::too_many_arguments)]
